@@ -1,0 +1,74 @@
+"""Kafka administration: create and describe hookstream's topics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from hookstream.config import Settings
+from hookstream.errors import TopicError
+from hookstream.topics import TopicSpec, topic_specs
+
+
+def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """librdkafka settings: bootstrap servers plus `kafka.client` (security, SASL, SSL)."""
+    return {"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.client, **extra}
+
+
+@dataclass(frozen=True)
+class TopicState:
+    spec: TopicSpec
+    exists: bool
+    partitions: int | None
+    created: bool = False
+
+
+def create_topics(settings: Settings, timeout: float = 30.0) -> list[TopicState]:
+    """Create every missing topic; existing ones are left alone but checked for co-partitioning."""
+    admin = AdminClient(client_config(settings))
+    specs = topic_specs(settings)
+    futures = admin.create_topics(
+        [
+            NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication_factor, config=s.config)
+            for s in specs
+        ],
+        request_timeout=timeout,
+        operation_timeout=timeout,
+    )
+    created: set[str] = set()
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.add(name)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise TopicError(f"creating {name} failed: {error.str()}") from None
+    states = describe_topics(settings, admin=admin, timeout=timeout)
+    mismatched = [s for s in states if s.partitions != s.spec.partitions]
+    if mismatched:
+        names = ", ".join(f"{s.spec.name} has {s.partitions}" for s in mismatched)
+        raise TopicError(
+            f"topics must be co-partitioned with {settings.topics.partitions} partitions: {names}"
+        )
+    return [TopicState(s.spec, s.exists, s.partitions, s.spec.name in created) for s in states]
+
+
+def describe_topics(
+    settings: Settings, admin: AdminClient | None = None, timeout: float = 10.0
+) -> list[TopicState]:
+    """What exists of hookstream's topics."""
+    admin = admin or AdminClient(client_config(settings))
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise TopicError(f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {exc}") from None
+    states = []
+    for spec in topic_specs(settings):
+        topic = metadata.topics.get(spec.name)
+        exists = topic is not None and topic.error is None
+        states.append(TopicState(spec, exists, len(topic.partitions) if exists and topic else None))
+    return states

@@ -1,0 +1,336 @@
+"""Resolve, format, start, probe and stop a local Kafka broker.
+
+The jars come from Maven Central through the small pom next to this module and are
+cached under ``<home>/dist/<version>/libs``; a second start needs no network. The broker
+runs detached from the caller (its own session), so `hookstream kafka start` can return
+while the broker keeps running; `stop` ends it and waits until its ports are free.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from hookstream.errors import BrokerError
+
+KAFKA_VERSION = "4.3.1"
+_POM = "pom.xml"
+_LOG4J = "log4j2.properties"
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    running: bool  # our process is alive
+    answering: bool  # something answers Kafka metadata requests on the port
+    pid: int | None
+    bootstrap: str
+    home: Path
+
+
+def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def answers_metadata(bootstrap: str, timeout: float = 3.0) -> bool:
+    """True when a Kafka broker at `bootstrap` answers a metadata request."""
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    if not _port_open(host or "localhost", int(port)):
+        return False
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, "logger": _quiet})
+    try:
+        admin.list_topics(timeout=timeout)
+    except Exception:  # KafkaException of any kind means: not answering yet
+        return False
+    return True
+
+
+class _Quiet:
+    def log(self, *args: object, **kwargs: object) -> None:
+        """Drop librdkafka's connection chatter while probing."""
+
+
+_quiet = _Quiet()
+
+
+class LocalKafka:
+    """One KRaft node (broker + controller) with its data under `home`."""
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        port: int = 9092,
+        controller_port: int = 9093,
+        host: str = "localhost",
+        dist_dir: Path | None = None,
+        heap: str = "1g",
+    ) -> None:
+        self.home = home.resolve()
+        self.port = port
+        self.controller_port = controller_port
+        self.host = host
+        self.dist_dir = (dist_dir or self.home / "dist").resolve()
+        self.heap = heap
+
+    # --- paths ---
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def libs(self) -> Path:
+        return self.dist_dir / KAFKA_VERSION / "libs"
+
+    @property
+    def data(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def logs(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "broker.pid"
+
+    # --- lifecycle ---
+
+    def resolve(self) -> Path:
+        """Download the broker's jars with Maven unless they are cached; return the libs dir."""
+        if (self.libs / ".complete").exists():
+            return self.libs
+        if shutil.which("mvn") is None:
+            raise BrokerError("Maven (mvn) is needed once to resolve Kafka; install it and retry")
+        if shutil.which("java") is None:
+            raise BrokerError("Java 17+ is needed to run Kafka; install it and retry")
+        work = self.libs.parent
+        work.mkdir(parents=True, exist_ok=True)
+        pom = work / _POM
+        pom.write_bytes(resources.files("hookstream.broker").joinpath(_POM).read_bytes())
+        staging = work / "libs.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        result = subprocess.run(
+            [
+                "mvn", "-q", "-B", "-f", str(pom),
+                f"-Dkafka.version={KAFKA_VERSION}",
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={staging}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
+            raise BrokerError("resolving Kafka with Maven failed:\n" + "\n".join(tail))
+        shutil.rmtree(self.libs, ignore_errors=True)
+        staging.rename(self.libs)
+        (self.libs / ".complete").write_text(KAFKA_VERSION)
+        return self.libs
+
+    def status(self) -> BrokerStatus:
+        pid = self._pid()
+        return BrokerStatus(
+            running=pid is not None,
+            answering=answers_metadata(self.bootstrap, timeout=2.0),
+            pid=pid,
+            bootstrap=self.bootstrap,
+            home=self.home,
+        )
+
+    def start(self, timeout: float = 90.0) -> bool:
+        """Start unless a broker already answers; True if this call started one."""
+        if answers_metadata(self.bootstrap, timeout=2.0):
+            return False
+        if self._pid() is not None:
+            # Ours, but not answering yet (still starting): wait for it.
+            self._wait_ready(timeout)
+            return False
+        if _port_open(self.host, self.port) or _port_open(self.host, self.controller_port):
+            raise BrokerError(
+                f"port {self.port} or {self.controller_port} is taken by something that is not "
+                "a Kafka broker answering metadata requests"
+            )
+        self.resolve()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        config = self._write_config()
+        if not (self.data / "meta.properties").exists():
+            self._format(config)
+        out = (self.logs / "broker.out").open("ab")
+        process = subprocess.Popen(
+            [*self._java(), "kafka.Kafka", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.home,
+        )
+        out.close()
+        self.pid_file.write_text(str(process.pid))
+        try:
+            self._wait_ready(timeout, process)
+        except BrokerError:
+            self.stop()
+            raise
+        return True
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop our broker and wait until it is gone; True if one was running."""
+        pid = self._pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.1)
+        if _alive(pid):
+            _signal(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def tool(self, main_class: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run one of Kafka's own command-line tools (e.g. the consumer-groups command)."""
+        self.resolve()
+        return subprocess.run(
+            [*self._java(heap="256m", logs=False), main_class, *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    # --- internals ---
+
+    def _java(self, heap: str | None = None, logs: bool = True) -> list[str]:
+        log4j = self.home / _LOG4J
+        if logs and not log4j.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            log4j.write_bytes(resources.files("hookstream.broker").joinpath(_LOG4J).read_bytes())
+        command = [
+            "java",
+            f"-Xmx{heap or self.heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+        ]
+        if logs:
+            command += [f"-Dlog4j2.configurationFile={log4j}", f"-Dkafka.logs.dir={self.logs}"]
+        else:
+            command += ["-Dlog4j2.level=warn", "-Dlog4j2.rootLevel=warn"]
+        return [*command, "-cp", str(self.libs / "*")]
+
+    def _write_config(self) -> Path:
+        config = self.home / "server.properties"
+        config.write_text(
+            "\n".join(
+                [
+                    "# written by `hookstream kafka start`; edits are overwritten",
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@{self.host}:{self.controller_port}",
+                    f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={self.data}",
+                    "num.partitions=1",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=6",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "auto.create.topics.enable=true",
+                    "log.retention.hours=168",
+                    "",
+                ]
+            )
+        )
+        return config
+
+    def _format(self, config: Path) -> None:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        result = subprocess.run(
+            [*self._java(heap="256m"), "kafka.tools.StorageTool", "format",
+             "-t", cluster_id, "-c", str(config), "--ignore-formatted"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise BrokerError("formatting Kafka storage failed:\n" + result.stdout + result.stderr)
+
+    def _wait_ready(self, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise BrokerError(
+                    f"the broker exited with status {process.returncode}; see {self.logs}/server.log"
+                )
+            if answers_metadata(self.bootstrap, timeout=2.0):
+                return
+            time.sleep(0.25)
+        raise BrokerError(f"the broker did not answer within {timeout:.0f}s; see {self.logs}/server.log")
+
+    def _pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _alive(pid) and _is_kafka(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child (ours, not yet reaped) is not alive for our purposes.
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    if state == "Z":
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        return False
+    return True
+
+
+def _is_kafka(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc: trust the pid file
+    return b"kafka.Kafka" in cmdline
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass

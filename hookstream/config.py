@@ -1,0 +1,260 @@
+"""Settings: loaded once at the entry point, from YAML and a few environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from hookstream.core.durations import parse_duration
+from hookstream.errors import ConfigError
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Scheme = Literal["stripe", "github", "shopify", "slack", "standard", "hmac"]
+
+DEFAULT_CONFIG_FILE = Path("hookstream.yaml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    bootstrap_servers: str = "localhost:9092"
+    client: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class TopicSettings(_Section):
+    events: str = "webhooks.events"
+    partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+
+
+class RetrySettings(_Section):
+    schedule: list[Duration] = Field(default_factory=lambda: [30.0, 120.0, 600.0, 3600.0])
+    jitter: float = Field(default=0.2, ge=0.0, lt=1.0)
+
+
+class DedupeSettings(_Section):
+    ttl: Duration = 7 * 86400.0
+
+
+class IngressSettings(_Section):
+    host: str = "0.0.0.0"  # noqa: S104 - the edge must listen beyond loopback in containers
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    produce_timeout: Duration = 5.0
+    retry_after: int = Field(default=5, ge=1)
+
+
+class WorkerSettings(_Section):
+    group_id: str = "hookstream"
+    host: str = "0.0.0.0"  # noqa: S104 - metrics are scraped from outside the pod
+    port: int = Field(default=6066, ge=0, le=65535)
+
+
+class SecretEntry(_Section):
+    """One signing secret; ``not_after`` (epoch seconds or ISO time) retires it."""
+
+    value: SecretStr
+    not_after: float | None = None
+
+    @field_validator("not_after", mode="before")
+    @classmethod
+    def _parse_time(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            from datetime import datetime
+
+            return datetime.fromisoformat(value).timestamp()
+        if hasattr(value, "timestamp"):
+            return value.timestamp()
+        return value
+
+
+def _secret_entry(value: Any) -> Any:
+    return {"value": value} if isinstance(value, str) else value
+
+
+class SourceSettings(_Section):
+    scheme: Scheme
+    secrets: list[Annotated[SecretEntry, BeforeValidator(_secret_entry)]] = Field(
+        default_factory=list
+    )
+    secrets_env: str | None = None
+    secrets_file: Path | None = None
+    tolerance: Duration = 300.0
+    event_id: str | None = None
+    event_type: str | None = None
+    entity_id: str | None = None
+    # generic hmac scheme
+    header: str | None = None
+    algorithm: Literal["sha1", "sha256", "sha512"] = "sha256"
+    encoding: Literal["hex", "base64"] = "hex"
+    prefix: str = ""
+    timestamp_header: str | None = None
+    signed_content: str | None = None
+
+    @field_validator("event_id", "event_type", "entity_id")
+    @classmethod
+    def _locator(cls, value: str | None) -> str | None:
+        if value is None or value.startswith(("/", "header:")) or value == "":
+            return value
+        raise ValueError("must be a JSON pointer (/a/b) or header:NAME")
+
+    @model_validator(mode="after")
+    def _scheme_needs(self) -> SourceSettings:
+        if self.scheme == "hmac" and not self.header:
+            raise ValueError("scheme hmac needs `header` (the signature header's name)")
+        return self
+
+
+class DestinationSettings(_Section):
+    url: str | None = None
+    handler: str | None = None
+    sources: list[str] | None = None
+    event_types: list[str] | None = None
+    timeout: Duration = 10.0
+    secret: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DestinationSettings:
+        if (self.url is None) == (self.handler is None):
+            raise ValueError("give exactly one of `url` or `handler`")
+        if self.handler is not None and ":" not in self.handler:
+            raise ValueError("handler must be `module:function`")
+        return self
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one hookstream deployment."""
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    dedupe: DedupeSettings = Field(default_factory=DedupeSettings)
+    ingress: IngressSettings = Field(default_factory=IngressSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    sources: dict[str, SourceSettings] = Field(default_factory=dict)
+    destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
+    data_dir: Path = Path(".hookstream")
+
+    @model_validator(mode="after")
+    def _destinations_name_known_sources(self) -> Settings:
+        for name, destination in self.destinations.items():
+            for source in destination.sources or []:
+                if source not in self.sources:
+                    raise ValueError(f"destinations.{name}.sources names unknown source {source!r}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what load_settings hands over: the merged file and environment overrides.
+        return (init_settings,)
+
+
+def config_path(explicit: str | Path | None, environ: Mapping[str, str]) -> Path | None:
+    """The file to read: --config, else $HOOKSTREAM_CONFIG, else ./hookstream.yaml if present."""
+    if explicit:
+        return Path(explicit)
+    if environ.get("HOOKSTREAM_CONFIG"):
+        return Path(environ["HOOKSTREAM_CONFIG"])
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None
+
+
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the config file, apply environment overrides, resolve secrets, validate."""
+    env = os.environ if environ is None else environ
+    file = config_path(path, env)
+    data = _read_yaml(file) if file is not None else {}
+    _apply_env(data, env)
+    _resolve_secrets(data, env, base=file.parent if file is not None else Path.cwd())
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise _config_error(exc) from None
+
+
+def _read_yaml(file: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("--config", f"no such file: {file}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(file), f"not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(str(file), "the top level must be a mapping")
+    return loaded
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    if env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        kafka = data.setdefault("kafka", {}) or {}
+        kafka["bootstrap_servers"] = env["KAFKA_BOOTSTRAP_SERVERS"]
+        data["kafka"] = kafka
+    if env.get("HOOKSTREAM_DATA_DIR"):
+        data["data_dir"] = env["HOOKSTREAM_DATA_DIR"]
+
+
+def _resolve_secrets(data: dict[str, Any], env: Mapping[str, str], base: Path) -> None:
+    sources = data.get("sources") or {}
+    if not isinstance(sources, dict):
+        return
+    for name, source in sources.items():
+        if not isinstance(source, dict):
+            continue
+        extra: list[str] = []
+        if source.get("secrets_env"):
+            var = str(source["secrets_env"])
+            if var not in env:
+                raise ConfigError(f"sources.{name}.secrets_env", f"environment variable {var} is not set")
+            extra += [s.strip() for s in env[var].split(",") if s.strip()]
+        if source.get("secrets_file"):
+            file = base / str(source["secrets_file"])
+            try:
+                text = file.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"sources.{name}.secrets_file", f"cannot read {file}: {exc.strerror}") from None
+            extra += [s.strip() for s in text.replace(",", "\n").splitlines() if s.strip()]
+        if extra:
+            source["secrets"] = list(source.get("secrets") or []) + extra
+        if not source.get("secrets"):
+            raise ConfigError(f"sources.{name}.secrets", "no secret given (secrets, secrets_env or secrets_file)")
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append((key or "config", message))
+    key, problem = problems[0]
+    if len(problems) > 1:
+        problem += "".join(f"; {k}: {p}" for k, p in problems[1:])
+    return ConfigError(key, problem)

@@ -1,0 +1,78 @@
+"""Which destinations an event goes to, and what an attempt's result means."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from fnmatch import fnmatchcase
+
+from hookstream.config import DestinationSettings
+
+
+def matching_destinations(
+    destinations: Mapping[str, DestinationSettings], source: str, event_type: str | None
+) -> list[str]:
+    """Names of the destinations whose `sources` and `event_types` select this event."""
+    chosen = []
+    for name, destination in destinations.items():
+        if destination.sources is not None and source not in destination.sources:
+            continue
+        if destination.event_types is not None and not any(
+            fnmatchcase(event_type or "", pattern) for pattern in destination.event_types
+        ):
+            continue
+        chosen.append(name)
+    return chosen
+
+
+class Verdict(StrEnum):
+    DELIVERED = "delivered"
+    RETRYABLE = "retryable"
+    PERMANENT = "permanent"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """What one attempt at one destination came to."""
+
+    destination: str
+    verdict: Verdict
+    error: str | None = None
+    status: int | None = None
+    retry_after: float | None = None
+    duration: float = 0.0
+
+
+def classify_status(status: int) -> Verdict:
+    """2xx delivered; 408, 429 and 5xx worth retrying; any other answer is permanent."""
+    if 200 <= status < 300:
+        return Verdict.DELIVERED
+    if status in (408, 429) or status >= 500:
+        return Verdict.RETRYABLE
+    return Verdict.PERMANENT
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when - now)
+
+
+def overall(results: Sequence[AttemptResult]) -> Verdict:
+    """One event's verdict from its destinations': any retryable failure means retry."""
+    if any(r.verdict is Verdict.RETRYABLE for r in results):
+        return Verdict.RETRYABLE
+    if any(r.verdict is Verdict.PERMANENT for r in results):
+        return Verdict.PERMANENT
+    return Verdict.DELIVERED

@@ -1,0 +1,27 @@
+"""Prometheus metrics, named as PRODUCT.md §3 promises."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+INGRESS_REQUESTS = Counter(
+    "hookstream_ingress_requests_total", "Webhook requests answered by the ingress", ["source", "code"]
+)
+SIGNATURE_FAILURES = Counter(
+    "hookstream_signature_failures_total", "Requests refused as not authentic", ["source", "reason"]
+)
+PRODUCE_SECONDS = Histogram(
+    "hookstream_produce_seconds",
+    "Time from produce to broker acknowledgement",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+EVENTS = Counter(
+    "hookstream_events_total",
+    "Events processed by the worker, by outcome (delivered|duplicate|retry_scheduled|dead_lettered|failed)",
+    ["source", "outcome"],
+)
+PROCESSING_SECONDS = Histogram(
+    "hookstream_processing_seconds",
+    "Time to process one event in the worker, effects included",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+RETRY_QUEUE_DEPTH = Gauge("hookstream_retry_queue_depth", "Records waiting in a retry tier", ["tier"])
+DLQ_DEPTH = Gauge("hookstream_dlq_depth", "Records in the dead-letter topic")

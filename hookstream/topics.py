@@ -1,0 +1,56 @@
+"""Topic names and layouts, all derived from the config (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hookstream.config import Settings
+
+DEDUPE_TABLE = "dedupe"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str] = field(default_factory=dict)
+    purpose: str = ""
+
+
+def retry_topic(settings: Settings, tier: int) -> str:
+    return f"{settings.topics.events}.retry.{tier}"
+
+
+def dlq_topic(settings: Settings) -> str:
+    return f"{settings.topics.events}.dlq"
+
+
+def changelog_topic(settings: Settings) -> str:
+    """The changelog of the worker's dedupe table, named as Faust names it."""
+    return f"{settings.worker.group_id}-{DEDUPE_TABLE}-changelog"
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic hookstream uses; all co-partitioned with the events topic."""
+    topics = settings.topics
+
+    def spec(name: str, purpose: str, **config: str) -> TopicSpec:
+        return TopicSpec(name, topics.partitions, topics.replication_factor, dict(config), purpose)
+
+    specs = [spec(topics.events, "received events")]
+    for tier, delay in enumerate(settings.retry.schedule):
+        specs.append(spec(retry_topic(settings, tier), f"retry tier {tier} ({delay:g}s delay)"))
+    specs.append(spec(dlq_topic(settings), "dead letters", **{"retention.ms": "-1"}))
+    specs.append(
+        spec(changelog_topic(settings), "dedupe table changelog", **changelog_config(settings))
+    )
+    return specs
+
+
+def changelog_config(settings: Settings) -> dict[str, str]:
+    """Compacted, and also deleted past the dedupe window: the table's disk stays bounded."""
+    return {
+        "cleanup.policy": "compact,delete",
+        "retention.ms": str(int(settings.dedupe.ttl * 1000)),
+    }

@@ -1,0 +1,1 @@
+"""The HTTP edge: raw bytes -> verify -> envelope -> Kafka -> status."""

@@ -1,0 +1,213 @@
+"""The aiohttp application: one route per concern, one middleware mapping errors to status."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiohttp import web
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hookstream.admin import client_config
+from hookstream.config import Settings, SourceSettings
+from hookstream.core.events import UnusableEvent, describe_event, signature_headers
+from hookstream.core.signatures import Verifier, VerificationError, build_verifier
+from hookstream.errors import ConfigError
+from hookstream.metrics import INGRESS_REQUESTS, PRODUCE_SECONDS, SIGNATURE_FAILURES
+from ingress.errors import CannotEnqueue
+from ingress.producer import EventProducer
+from schemas import Envelope, encode_envelope
+
+log = structlog.get_logger("hookstream.ingress")
+tracer = trace.get_tracer("hookstream.ingress")
+
+SETTINGS = web.AppKey("settings", Settings)
+PRODUCER = web.AppKey("producer", EventProducer)
+VERIFIERS = web.AppKey("verifiers", dict[str, Verifier])
+READINESS = web.AppKey("readiness", dict[str, Any])
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> web.Response:
+    """An RFC 9457 problem document; never carries secret material."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return web.json_response(body, status=status, content_type="application/problem+json")
+
+
+@web.middleware
+async def errors_to_status(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Not authentic -> 401, authentic but unusable -> 400, cannot enqueue -> 503."""
+    source = request.match_info.get("source", "")
+    label = source if source in request.app[SETTINGS].sources else "unknown"
+    try:
+        response = await handler(request)
+    except VerificationError as exc:
+        SIGNATURE_FAILURES.labels(label, exc.reason.value).inc()
+        log.info("signature_rejected", source=label, reason=exc.reason.value)
+        response = problem(401, "not authentic", exc.detail, reason=exc.reason.value)
+    except UnusableEvent as exc:
+        response = problem(400, "unusable event", exc.detail, reason=exc.reason)
+    except CannotEnqueue as exc:
+        retry_after = request.app[SETTINGS].ingress.retry_after
+        log.warning("enqueue_failed", source=label, error=str(exc))
+        response = problem(503, "cannot enqueue", str(exc), reason="broker_unavailable")
+        response.headers["Retry-After"] = str(retry_after)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        reason = exc.reason.lower().replace(" ", "_")
+        response = problem(exc.status, exc.reason, exc.text or exc.reason, reason=reason)
+        for name in ("Allow",):
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+    except Exception:
+        log.exception("ingress_internal_error", source=label)
+        response = problem(500, "internal error", "the gateway failed; the event was not accepted")
+    if request.path.startswith("/webhooks/"):
+        INGRESS_REQUESTS.labels(label, str(response.status)).inc()
+    return response
+
+
+async def receive_webhook(request: web.Request) -> web.Response:
+    """POST /webhooks/{source}: verify, envelope, produce, answer after the broker ack."""
+    name = request.match_info["source"]
+    settings = request.app[SETTINGS]
+    source = settings.sources.get(name)
+    if source is None:
+        raise web.HTTPNotFound(text=f"unknown source {name!r}")
+    limit = settings.ingress.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    body = await request.read()
+    received = time.time()
+    request.app[VERIFIERS][name].verify(request.headers, body, received)
+    facts = describe_event(source, request.headers, body)
+    parent = propagate.extract(request.headers)
+    with tracer.start_as_current_span(
+        f"POST /webhooks/{name}", context=parent, kind=SpanKind.SERVER,
+        attributes={"hookstream.source": name, "hookstream.event_id": facts.event_id},
+    ) as span:
+        envelope = Envelope(
+            event_id=facts.event_id,
+            source=name,
+            entity_id=facts.entity_id,
+            body=body,
+            received_at=datetime.fromtimestamp(received, UTC),
+            event_type=facts.event_type,
+            content_type=request.headers.get("Content-Type"),
+            headers=signature_headers(source, request.headers),
+        )
+        await _produce(request.app, settings, source, envelope)
+        span.set_status(Status(StatusCode.OK))
+    log.info("accepted", source=name, event_id=facts.event_id, entity_id=facts.entity_id)
+    return web.json_response({"event_id": facts.event_id, "status": "accepted"}, status=202)
+
+
+async def _produce(app: web.Application, settings: Settings, source: SourceSettings, envelope: Envelope) -> None:
+    topic = settings.topics.events
+    with tracer.start_as_current_span(
+        f"{topic} publish", kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": topic,
+            "messaging.kafka.message.key": envelope.entity_id,
+            "messaging.message.id": envelope.event_id,
+        },
+    ):
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        headers = [(k, v.encode()) for k, v in carrier.items()]
+        headers += [
+            ("hookstream-event-id", envelope.event_id.encode()),
+            ("hookstream-source", envelope.source.encode()),
+            ("hookstream-event-type", (envelope.event_type or "").encode()),
+        ]
+        started = time.perf_counter()
+        producer = app[PRODUCER]
+        ticket = producer.send(topic, envelope.entity_id.encode(), encode_envelope(envelope), headers)
+        await producer.acked(ticket)
+        PRODUCE_SECONDS.observe(time.perf_counter() - started)
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the broker answers a metadata request (cached for a second)."""
+    state = request.app[READINESS]
+    now = time.monotonic()
+    if now - state.get("checked", 0.0) > 1.0:
+        loop = asyncio.get_running_loop()
+        state["ok"] = await loop.run_in_executor(None, request.app[PRODUCER].ready, 2.0)
+        state["checked"] = now
+    if state["ok"]:
+        return web.json_response({"status": "ready"})
+    return problem(503, "not ready", "Kafka is not reachable", reason="broker_unavailable")
+
+
+async def metrics(_: web.Request) -> web.Response:
+    response = web.Response(body=generate_latest())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response
+
+
+def build_verifiers(settings: Settings) -> dict[str, Verifier]:
+    verifiers = {}
+    for name, source in settings.sources.items():
+        try:
+            verifiers[name] = build_verifier(source)
+        except ValueError as exc:
+            raise ConfigError(f"sources.{name}", str(exc)) from None
+    return verifiers
+
+
+async def _producer_lifecycle(app: web.Application) -> Any:
+    settings = app[SETTINGS]
+    producer = EventProducer(client_config(settings), deadline=settings.ingress.produce_timeout)
+    producer.start()
+    app[PRODUCER] = producer
+    yield
+    left = await producer.close(timeout=settings.ingress.produce_timeout)
+    if left:
+        log.warning("producer_closed_with_undelivered", records=left)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The ingress application for these settings."""
+    app = web.Application(
+        middlewares=[errors_to_status],
+        client_max_size=settings.ingress.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[VERIFIERS] = build_verifiers(settings)
+    app[READINESS] = {}
+    app.cleanup_ctx.append(_producer_lifecycle)
+    app.router.add_post("/webhooks/{source}", receive_webhook)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+def run_ingress(settings: Settings) -> None:
+    """Serve until SIGINT/SIGTERM; in-flight requests are answered and the producer flushed."""
+    app = create_app(settings)
+    log.info("ingress_starting", port=settings.ingress.port, bootstrap=settings.kafka.bootstrap_servers)
+    web.run_app(
+        app,
+        host=settings.ingress.host,
+        port=settings.ingress.port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=settings.ingress.produce_timeout + 1,
+        handle_signals=True,
+    )

@@ -1,0 +1,1 @@
+"""The stream processor: a Faust app whose agents dedupe and deliver each event once."""

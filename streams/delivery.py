@@ -1,0 +1,115 @@
+"""Effects: POST to an HTTP destination, or call a Python handler."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aiohttp
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from hookstream.config import DestinationSettings
+from hookstream.core.routing import AttemptResult, Verdict, classify_status, parse_retry_after
+from hookstream.core.signatures import sign_standard, standard_secret
+from hookstream.errors import ConfigError, PermanentFailure
+from schemas import Envelope
+
+tracer = trace.get_tracer("hookstream.streams")
+Handler = Callable[[Envelope], Any]
+
+
+def load_handler(name: str, spec: str) -> Handler:
+    """Import `module:function`; a ConfigError names the destination if that fails."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"destinations.{name}.handler", f"cannot import {spec}: {exc}") from None
+    if not callable(target):
+        raise ConfigError(f"destinations.{name}.handler", f"{spec} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+class Deliverer:
+    """Runs one attempt of an event at one destination and classifies the result."""
+
+    def __init__(self, destinations: Mapping[str, DestinationSettings], session_factory: Callable[[], aiohttp.ClientSession]) -> None:
+        self._destinations = destinations
+        self._session_factory = session_factory
+        self._handlers = {
+            name: load_handler(name, d.handler) for name, d in destinations.items() if d.handler
+        }
+        self._keys = {
+            name: standard_secret(d.secret.get_secret_value())
+            for name, d in destinations.items()
+            if d.secret is not None
+        }
+
+    async def attempt(self, name: str, envelope: Envelope) -> AttemptResult:
+        destination = self._destinations[name]
+        started = time.perf_counter()
+        with tracer.start_as_current_span(
+            f"deliver {name}", kind=SpanKind.CLIENT,
+            attributes={"hookstream.destination": name, "hookstream.event_id": envelope.event_id},
+        ) as span:
+            if destination.handler:
+                result = await self._call_handler(name, envelope, destination.timeout)
+            else:
+                assert destination.url is not None
+                result = await self._post(name, destination.url, envelope, destination.timeout)
+            if result.status is not None:
+                span.set_attribute("http.response.status_code", result.status)
+            if result.verdict is not Verdict.DELIVERED:
+                span.set_status(Status(StatusCode.ERROR, result.error))
+        return AttemptResult(
+            result.destination, result.verdict, result.error, result.status, result.retry_after,
+            time.perf_counter() - started,
+        )
+
+    async def _post(self, name: str, url: str, envelope: Envelope, timeout: float) -> AttemptResult:
+        timestamp = int(time.time())
+        headers = {
+            "Content-Type": envelope.content_type or "application/octet-stream",
+            "webhook-id": envelope.event_id,
+            "webhook-timestamp": str(timestamp),
+        }
+        key = self._keys.get(name)
+        if key is not None:
+            headers["webhook-signature"] = sign_standard(key, envelope.event_id, timestamp, envelope.body)
+        propagate.inject(headers)
+        try:
+            async with self._session_factory().post(
+                url, data=envelope.body, headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False,
+            ) as response:
+                await response.read()
+                verdict = classify_status(response.status)
+                retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
+                error = None if verdict is Verdict.DELIVERED else f"HTTP {response.status}"
+                return AttemptResult(name, verdict, error, response.status, retry_after)
+        except TimeoutError:
+            return AttemptResult(name, Verdict.RETRYABLE, f"timeout after {timeout:g}s")
+        except aiohttp.ClientError as exc:
+            return AttemptResult(name, Verdict.RETRYABLE, f"{type(exc).__name__}: {exc}")
+
+    async def _call_handler(self, name: str, envelope: Envelope, timeout: float) -> AttemptResult:
+        handler = self._handlers[name]
+        try:
+            async with asyncio.timeout(timeout):
+                outcome = handler(envelope)
+                if inspect.isawaitable(outcome):
+                    await outcome
+        except PermanentFailure as exc:
+            return AttemptResult(name, Verdict.PERMANENT, f"PermanentFailure: {exc}")
+        except TimeoutError:
+            return AttemptResult(name, Verdict.RETRYABLE, f"handler timed out after {timeout:g}s")
+        except Exception as exc:  # a handler's failure of any kind is a failed attempt
+            return AttemptResult(name, Verdict.RETRYABLE, f"{type(exc).__name__}: {exc}")
+        return AttemptResult(name, Verdict.DELIVERED)
