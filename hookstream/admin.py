@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from hookstream.config import Settings
 from hookstream.errors import TopicError
@@ -32,7 +33,12 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> list[TopicState]
     specs = topic_specs(settings)
     futures = admin.create_topics(
         [
-            NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication_factor, config=s.config)
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=s.replication_factor,
+                config=s.config,
+            )
             for s in specs
         ],
         request_timeout=timeout,
@@ -65,7 +71,9 @@ def describe_topics(
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
-        raise TopicError(f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {exc}") from None
+        raise TopicError(
+            f"cannot reach Kafka at {settings.kafka.bootstrap_servers}: {exc}"
+        ) from None
     states = []
     for spec in topic_specs(settings):
         topic = metadata.topics.get(spec.name)

@@ -77,7 +77,9 @@ def kafka_start(settings: Settings) -> None:
     broker = local_kafka(settings)
     started = time.monotonic()
     if broker.start():
-        click.echo(f"kafka started on {broker.bootstrap} in {time.monotonic() - started:.1f}s (data: {broker.home})")
+        click.echo(
+            f"kafka started on {broker.bootstrap} in {time.monotonic() - started:.1f}s (data: {broker.home})"
+        )
     else:
         click.echo(f"kafka already answering on {broker.bootstrap}")
 
@@ -97,8 +99,17 @@ def kafka_status(settings: Settings, as_json: bool) -> None:
     """Is the local broker running and answering? Exit 1 if not answering."""
     status = local_kafka(settings).status()
     if as_json:
-        click.echo(json.dumps({"running": status.running, "answering": status.answering,
-                               "pid": status.pid, "bootstrap": status.bootstrap, "home": str(status.home)}))
+        click.echo(
+            json.dumps(
+                {
+                    "running": status.running,
+                    "answering": status.answering,
+                    "pid": status.pid,
+                    "bootstrap": status.bootstrap,
+                    "home": str(status.home),
+                }
+            )
+        )
     else:
         state = "answering" if status.answering else "not answering"
         owner = f"pid {status.pid}" if status.running else "not started by hookstream"
@@ -123,7 +134,9 @@ def topics_create(settings: Settings) -> None:
 
     for state in create_topics(settings):
         verb = "created" if state.created else "exists "
-        click.echo(f"{verb} {state.spec.name} ({state.partitions} partitions) - {state.spec.purpose}")
+        click.echo(
+            f"{verb} {state.spec.name} ({state.partitions} partitions) - {state.spec.purpose}"
+        )
 
 
 @topics.command("describe")
@@ -135,11 +148,22 @@ def topics_describe(settings: Settings, as_json: bool) -> None:
 
     states = describe_topics(settings)
     if as_json:
-        click.echo(json.dumps([
-            {"name": s.spec.name, "exists": s.exists, "partitions": s.partitions,
-             "expected_partitions": s.spec.partitions, "config": s.spec.config, "purpose": s.spec.purpose}
-            for s in states
-        ], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": s.spec.name,
+                        "exists": s.exists,
+                        "partitions": s.partitions,
+                        "expected_partitions": s.spec.partitions,
+                        "config": s.spec.config,
+                        "purpose": s.spec.purpose,
+                    }
+                    for s in states
+                ],
+                indent=2,
+            )
+        )
         return
     for s in states:
         shown = f"{s.partitions} partitions" if s.exists else "missing"
@@ -190,9 +214,13 @@ def run(settings: Settings) -> None:
         click.echo("starting the local Kafka broker ...")
         broker.start()
     create_topics(settings)
-    click.echo(f"topics ready; ingress on :{settings.ingress.port}, worker metrics on :{settings.worker.port}")
+    click.echo(
+        f"topics ready; ingress on :{settings.ingress.port}, worker metrics on :{settings.worker.port}"
+    )
     base = [sys.executable, "-m", "hookstream.cli"]
-    config = ["--config", os.environ["HOOKSTREAM_CONFIG"]] if os.environ.get("HOOKSTREAM_CONFIG") else []
+    config = (
+        ["--config", os.environ["HOOKSTREAM_CONFIG"]] if os.environ.get("HOOKSTREAM_CONFIG") else []
+    )
     children = [
         subprocess.Popen([*base, "worker", *config]),
         subprocess.Popen([*base, "ingress", *config]),
@@ -233,11 +261,20 @@ def run(settings: Settings) -> None:
 @click.option("--type", "event_type", default="demo.event", show_default=True, help="Event type.")
 @click.option("--url", help="Ingress base URL (default http://localhost:<ingress.port>).")
 @config_option
-def send(settings: Settings, source: str, payload: Any, event_id: str | None, event_type: str, url: str | None) -> None:
+def send(
+    settings: Settings,
+    source: str,
+    payload: Any,
+    event_id: str | None,
+    event_type: str,
+    url: str | None,
+) -> None:
     """Sign a payload as SOURCE's provider does and POST it. PAYLOAD is a file or - for stdin."""
     from hookstream.devtools import send_one
 
-    status, answer = send_one(settings, source, payload.read() if payload else None, event_id, event_type, url)
+    status, answer = send_one(
+        settings, source, payload.read() if payload else None, event_id, event_type, url
+    )
     click.echo(f"{status} {answer}")
     if status >= 300:
         sys.exit(1)
@@ -246,11 +283,15 @@ def send(settings: Settings, source: str, payload: Any, event_id: str | None, ev
 @main.command()
 @click.option("--events", "count", default=200, show_default=True, help="How many distinct events.")
 @click.option("--duplicates", default=0.2, show_default=True, help="Share of events sent twice.")
-@click.option("--fail-rate", default=0.0, show_default=True, help="Share of deliveries the demo sink fails.")
+@click.option(
+    "--fail-rate", default=0.0, show_default=True, help="Share of deliveries the demo sink fails."
+)
 @click.option("--source", default="demo", show_default=True)
 @click.option("--wait", default=60.0, show_default=True, help="Seconds to wait for deliveries.")
 @config_option
-def demo(settings: Settings, count: int, duplicates: float, fail_rate: float, source: str, wait: float) -> None:
+def demo(
+    settings: Settings, count: int, duplicates: float, fail_rate: float, source: str, wait: float
+) -> None:
     """A burst of signed events through the running pipeline, and what became of them."""
     from hookstream.devtools import run_demo
 

@@ -233,19 +233,25 @@ def _resolve_secrets(data: dict[str, Any], env: Mapping[str, str], base: Path) -
         if source.get("secrets_env"):
             var = str(source["secrets_env"])
             if var not in env:
-                raise ConfigError(f"sources.{name}.secrets_env", f"environment variable {var} is not set")
+                raise ConfigError(
+                    f"sources.{name}.secrets_env", f"environment variable {var} is not set"
+                )
             extra += [s.strip() for s in env[var].split(",") if s.strip()]
         if source.get("secrets_file"):
             file = base / str(source["secrets_file"])
             try:
                 text = file.read_text(encoding="utf-8")
             except OSError as exc:
-                raise ConfigError(f"sources.{name}.secrets_file", f"cannot read {file}: {exc.strerror}") from None
+                raise ConfigError(
+                    f"sources.{name}.secrets_file", f"cannot read {file}: {exc.strerror}"
+                ) from None
             extra += [s.strip() for s in text.replace(",", "\n").splitlines() if s.strip()]
         if extra:
             source["secrets"] = list(source.get("secrets") or []) + extra
         if not source.get("secrets"):
-            raise ConfigError(f"sources.{name}.secrets", "no secret given (secrets, secrets_env or secrets_file)")
+            raise ConfigError(
+                f"sources.{name}.secrets", "no secret given (secrets, secrets_env or secrets_file)"
+            )
 
 
 def _config_error(exc: ValidationError) -> ConfigError:

@@ -22,7 +22,12 @@ from hookstream.errors import ConfigError
 def sample_body(event_id: str, event_type: str, entity: str) -> bytes:
     """A small JSON event in the common {id, type, data} shape."""
     return json.dumps(
-        {"id": event_id, "type": event_type, "created": int(time.time()), "data": {"customer": entity}},
+        {
+            "id": event_id,
+            "type": event_type,
+            "created": int(time.time()),
+            "data": {"customer": entity},
+        },
         separators=(",", ":"),
     ).encode()
 
@@ -31,7 +36,10 @@ def signed_request(
     source: SourceSettings, body: bytes, event_id: str, event_type: str
 ) -> dict[str, str]:
     """Content type, signature headers and any id/type headers the source reads."""
-    headers = {"Content-Type": "application/json", **sign_request(source, body, event_id, time.time())}
+    headers = {
+        "Content-Type": "application/json",
+        **sign_request(source, body, event_id, time.time()),
+    }
     for locator, value in ((source.event_id, event_id), (source.event_type, event_type)):
         if locator and locator.startswith("header:"):
             headers[locator.removeprefix("header:")] = value
@@ -50,7 +58,12 @@ def _base_url(settings: Settings, url: str | None) -> str:
 
 
 def send_one(
-    settings: Settings, name: str, body: bytes | None, event_id: str | None, event_type: str, url: str | None
+    settings: Settings,
+    name: str,
+    body: bytes | None,
+    event_id: str | None,
+    event_type: str,
+    url: str | None,
 ) -> tuple[int, str]:
     """POST one signed event; return the status and the answer's text."""
     source = _source(settings, name)
@@ -59,9 +72,12 @@ def send_one(
     headers = signed_request(source, body, event_id, event_type)
 
     async def post() -> tuple[int, str]:
-        async with aiohttp.ClientSession() as session, session.post(
-            f"{_base_url(settings, url)}/webhooks/{name}", data=body, headers=headers
-        ) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{_base_url(settings, url)}/webhooks/{name}", data=body, headers=headers
+            ) as response,
+        ):
             return response.status, await response.text()
 
     try:
@@ -94,9 +110,13 @@ class DemoSink:
 
 def _worker_counts(settings: Settings) -> dict[str, float]:
     async def scrape() -> str:
-        async with aiohttp.ClientSession() as session, session.get(
-            f"http://localhost:{settings.worker.port}/metrics", timeout=aiohttp.ClientTimeout(total=5)
-        ) as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(
+                f"http://localhost:{settings.worker.port}/metrics",
+                timeout=aiohttp.ClientTimeout(total=5),
+            ) as response,
+        ):
             return await response.text()
 
     try:
@@ -118,10 +138,14 @@ def run_demo(
 ) -> dict[str, Any]:
     """Send `count` events (a share twice) and report what the pipeline made of them."""
     source = _source(settings, name)
-    sinks = [d for d in settings.destinations.values() if d.url and (d.sources is None or name in d.sources)]
+    sinks = [
+        d
+        for d in settings.destinations.values()
+        if d.url and (d.sources is None or name in d.sources)
+    ]
     if not sinks:
         raise ConfigError("destinations", f"the demo needs a url destination for source {name!r}")
-    target = urlsplit(sinks[0].url)
+    target = urlsplit(str(sinks[0].url))
     before = _worker_counts(settings)
     rng = random.Random()
     sink = DemoSink(fail_rate, rng)

@@ -3,7 +3,9 @@
 from prometheus_client import Counter, Gauge, Histogram
 
 INGRESS_REQUESTS = Counter(
-    "hookstream_ingress_requests_total", "Webhook requests answered by the ingress", ["source", "code"]
+    "hookstream_ingress_requests_total",
+    "Webhook requests answered by the ingress",
+    ["source", "code"],
 )
 SIGNATURE_FAILURES = Counter(
     "hookstream_signature_failures_total", "Requests refused as not authentic", ["source", "reason"]
@@ -23,5 +25,7 @@ PROCESSING_SECONDS = Histogram(
     "Time to process one event in the worker, effects included",
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
-RETRY_QUEUE_DEPTH = Gauge("hookstream_retry_queue_depth", "Records waiting in a retry tier", ["tier"])
+RETRY_QUEUE_DEPTH = Gauge(
+    "hookstream_retry_queue_depth", "Records waiting in a retry tier", ["tier"]
+)
 DLQ_DEPTH = Gauge("hookstream_dlq_depth", "Records in the dead-letter topic")

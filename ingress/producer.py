@@ -72,7 +72,9 @@ class EventProducer:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._running = True
-        self._thread = threading.Thread(target=self._poll_forever, name="kafka-producer-poll", daemon=True)
+        self._thread = threading.Thread(
+            target=self._poll_forever, name="kafka-producer-poll", daemon=True
+        )
         self._thread.start()
 
     async def close(self, timeout: float = 10.0) -> int:
@@ -86,7 +88,9 @@ class EventProducer:
 
     # --- producing ---
 
-    def send(self, topic: str, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]]) -> Ticket:
+    def send(
+        self, topic: str, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]]
+    ) -> Ticket:
         """Queue one record; CannotEnqueue if the local queue is full."""
         batch = self._current_batch()
         index = batch.size
@@ -111,7 +115,7 @@ class EventProducer:
         if ticket.index in ticket.batch.acked:
             return
         error = ticket.batch.errors.get(ticket.index)
-        if error is None:
+        if error is None or error.code() == KafkaError._MSG_TIMED_OUT:
             raise CannotEnqueue("Kafka did not acknowledge the event in time")
         raise CannotEnqueue(f"Kafka refused the event: {error.name()}")
 

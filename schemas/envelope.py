@@ -42,7 +42,8 @@ class Envelope:
 
 def _load(version: int) -> dict[str, Any]:
     text = resources.files("schemas").joinpath(f"envelope.v{version}.avsc").read_text("utf-8")
-    parsed: dict[str, Any] = parse_schema(json.loads(text))
+    parsed = parse_schema(json.loads(text))
+    assert isinstance(parsed, dict)
     return parsed
 
 

@@ -40,7 +40,11 @@ def load_handler(name: str, spec: str) -> Handler:
 class Deliverer:
     """Runs one attempt of an event at one destination and classifies the result."""
 
-    def __init__(self, destinations: Mapping[str, DestinationSettings], session_factory: Callable[[], aiohttp.ClientSession]) -> None:
+    def __init__(
+        self,
+        destinations: Mapping[str, DestinationSettings],
+        session_factory: Callable[[], aiohttp.ClientSession],
+    ) -> None:
         self._destinations = destinations
         self._session_factory = session_factory
         self._handlers = {
@@ -56,7 +60,8 @@ class Deliverer:
         destination = self._destinations[name]
         started = time.perf_counter()
         with tracer.start_as_current_span(
-            f"deliver {name}", kind=SpanKind.CLIENT,
+            f"deliver {name}",
+            kind=SpanKind.CLIENT,
             attributes={"hookstream.destination": name, "hookstream.event_id": envelope.event_id},
         ) as span:
             if destination.handler:
@@ -69,7 +74,11 @@ class Deliverer:
             if result.verdict is not Verdict.DELIVERED:
                 span.set_status(Status(StatusCode.ERROR, result.error))
         return AttemptResult(
-            result.destination, result.verdict, result.error, result.status, result.retry_after,
+            result.destination,
+            result.verdict,
+            result.error,
+            result.status,
+            result.retry_after,
             time.perf_counter() - started,
         )
 
@@ -82,12 +91,17 @@ class Deliverer:
         }
         key = self._keys.get(name)
         if key is not None:
-            headers["webhook-signature"] = sign_standard(key, envelope.event_id, timestamp, envelope.body)
+            headers["webhook-signature"] = sign_standard(
+                key, envelope.event_id, timestamp, envelope.body
+            )
         propagate.inject(headers)
         try:
             async with self._session_factory().post(
-                url, data=envelope.body, headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False,
+                url,
+                data=envelope.body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                allow_redirects=False,
             ) as response:
                 await response.read()
                 verdict = classify_status(response.status)

@@ -43,14 +43,21 @@ class EventProcessor:
         self._store = store
         self._deliverer = deliverer
 
-    async def process_one(self, key: bytes | None, value: bytes | None, headers: Mapping[str, bytes]) -> None:
+    async def process_one(
+        self, key: bytes | None, value: bytes | None, headers: Mapping[str, bytes]
+    ) -> None:
         """Never raises: every failure is classified, logged and counted."""
         started = time.perf_counter()
         context = propagate.extract({k: v.decode("latin-1") for k, v in headers.items()})
         with tracer.start_as_current_span(
-            f"{self._settings.topics.events} process", context=context, kind=SpanKind.CONSUMER,
-            attributes={"messaging.system": "kafka", "messaging.operation.type": "process",
-                        "messaging.destination.name": self._settings.topics.events},
+            f"{self._settings.topics.events} process",
+            context=context,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": self._settings.topics.events,
+            },
         ):
             try:
                 await self._process(value)
@@ -79,26 +86,39 @@ class EventProcessor:
             bound.info("duplicate_skipped")
             EVENTS.labels(envelope.source, "duplicate").inc()
             return
-        already = set(record.delivered) if record is not None and decision is Decision.RESUME else set()
+        already = (
+            set(record.delivered) if record is not None and decision is Decision.RESUME else set()
+        )
         targets = [
             name
-            for name in matching_destinations(self._settings.destinations, envelope.source, envelope.event_type)
+            for name in matching_destinations(
+                self._settings.destinations, envelope.source, envelope.event_type
+            )
             if name not in already
         ]
         results = [await self._deliverer.attempt(name, envelope) for name in targets]
-        delivered = tuple(sorted(already | {r.destination for r in results if r.verdict is Verdict.DELIVERED}))
+        delivered = tuple(
+            sorted(already | {r.destination for r in results if r.verdict is Verdict.DELIVERED})
+        )
         verdict = overall(results)
         state = DedupeState.DONE if verdict is Verdict.DELIVERED else DedupeState.FAILED
         self._store.put(key, DedupeRecord(state, now, delivered))
         self._report(bound, envelope, verdict, results)
 
-    def _report(self, bound: Any, envelope: Envelope, verdict: Verdict, results: list[AttemptResult]) -> None:
+    def _report(
+        self, bound: Any, envelope: Envelope, verdict: Verdict, results: list[AttemptResult]
+    ) -> None:
         if verdict is Verdict.DELIVERED:
             bound.info("delivered", destinations=[r.destination for r in results])
             EVENTS.labels(envelope.source, "delivered").inc()
             return
         failures = [
-            {"destination": r.destination, "verdict": r.verdict.value, "error": r.error, "status": r.status}
+            {
+                "destination": r.destination,
+                "verdict": r.verdict.value,
+                "error": r.error,
+                "status": r.status,
+            }
             for r in results
             if r.verdict is not Verdict.DELIVERED
         ]

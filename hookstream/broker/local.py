@@ -9,6 +9,7 @@ while the broker keeps running; `stop` ends it and waits until its ports are fre
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from hookstream.errors import BrokerError
 
@@ -51,7 +53,8 @@ def answers_metadata(bootstrap: str, timeout: float = 3.0) -> bool:
         return False
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, "logger": _quiet})
+    quiet: dict[str, Any] = {"log_level": 0, "logger": _quiet}
+    admin = AdminClient({"bootstrap.servers": bootstrap, **quiet})
     try:
         admin.list_topics(timeout=timeout)
     except Exception:  # KafkaException of any kind means: not answering yet
@@ -86,6 +89,8 @@ class LocalKafka:
         self.host = host
         self.dist_dir = (dist_dir or self.home / "dist").resolve()
         self.heap = heap
+        # The broker we started from this process, kept so it is reaped when stopped.
+        self._process: subprocess.Popen[bytes] | None = None
 
     # --- paths ---
 
@@ -127,7 +132,11 @@ class LocalKafka:
         shutil.rmtree(staging, ignore_errors=True)
         result = subprocess.run(
             [
-                "mvn", "-q", "-B", "-f", str(pom),
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(pom),
                 f"-Dkafka.version={KAFKA_VERSION}",
                 "dependency:copy-dependencies",
                 f"-DoutputDirectory={staging}",
@@ -183,6 +192,7 @@ class LocalKafka:
             cwd=self.home,
         )
         out.close()
+        self._process = process
         self.pid_file.write_text(str(process.pid))
         try:
             self._wait_ready(timeout, process)
@@ -206,6 +216,9 @@ class LocalKafka:
             while _alive(pid):
                 time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
+        if self._process is not None:
+            self._process.wait()
+            self._process = None
         return True
 
     def tool(self, main_class: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -271,8 +284,16 @@ class LocalKafka:
     def _format(self, config: Path) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         result = subprocess.run(
-            [*self._java(heap="256m"), "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(config), "--ignore-formatted"],
+            [
+                *self._java(heap="256m"),
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(config),
+                "--ignore-formatted",
+            ],
             capture_output=True,
             text=True,
             check=False,
@@ -290,7 +311,9 @@ class LocalKafka:
             if answers_metadata(self.bootstrap, timeout=2.0):
                 return
             time.sleep(0.25)
-        raise BrokerError(f"the broker did not answer within {timeout:.0f}s; see {self.logs}/server.log")
+        raise BrokerError(
+            f"the broker did not answer within {timeout:.0f}s; see {self.logs}/server.log"
+        )
 
     def _pid(self) -> int | None:
         try:
@@ -313,10 +336,8 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True
     if state == "Z":
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         return False
     return True
 
@@ -330,7 +351,5 @@ def _is_kafka(pid: int) -> bool:
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
