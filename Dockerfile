@@ -2,7 +2,8 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# Build stage: compilers live here only, for any dependency without a wheel.
+# Build stage: compilers live here only, for a dependency without a wheel
+# for the target platform.
 FROM ${PYTHON_IMAGE} AS build
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \

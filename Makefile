@@ -33,8 +33,8 @@ run: venv ## Run the whole pipeline locally (broker, topics, ingress, worker); C
 	$(BIN)/hookstream run
 
 .PHONY: test
-test: venv kafka ## Set up, start the broker if needed, run the whole suite
-	$(BIN)/pytest -q
+test: venv kafka deploy-tools ## Set up, start the broker if needed, run the whole suite
+	PATH="$(CURDIR)/.hookstream/bin:$$PATH" $(BIN)/pytest -q
 
 .PHONY: unit
 unit: venv ## Run the pure unit tests only (no broker)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,15 @@ from hookstream.topics import TopicSpec, topic_specs
 def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
     """librdkafka settings: bootstrap servers plus `kafka.client` (security, SASL, SSL)."""
     return {"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.client, **extra}
+
+
+def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """A durable producer that partitions keys as Java clients and Faust do (murmur2), so
+    every topic hookstream writes stays co-partitioned whoever writes it."""
+    return client_config(
+        settings,
+        **{"enable.idempotence": True, "acks": "all", "partitioner": "murmur2_random", **extra},
+    )
 
 
 @dataclass(frozen=True)
@@ -53,7 +63,12 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> list[TopicState]
             error: KafkaError = exc.args[0]
             if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise TopicError(f"creating {name} failed: {error.str()}") from None
+    # A topic just created may not be in the metadata yet: wait for it.
+    deadline = time.monotonic() + timeout
     states = describe_topics(settings, admin=admin, timeout=timeout)
+    while any(not s.exists or s.partitions is None for s in states) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        states = describe_topics(settings, admin=admin, timeout=timeout)
     mismatched = [s for s in states if s.partitions != s.spec.partitions]
     if mismatched:
         names = ", ".join(f"{s.spec.name} has {s.partitions}" for s in mismatched)

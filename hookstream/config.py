@@ -63,6 +63,8 @@ class IngressSettings(_Section):
 
 class WorkerSettings(_Section):
     group_id: str = "hookstream"
+    # Warm copies of other workers' dedupe shards, for fast failover.
+    standby_replicas: int = Field(default=1, ge=0)
     host: str = "0.0.0.0"  # noqa: S104 - metrics are scraped from outside the pod
     port: int = Field(default=6066, ge=0, le=65535)
 
@@ -153,6 +155,8 @@ class Settings(BaseSettings):
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
     destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
     data_dir: Path = Path(".hookstream")
+    # exactly_once: consume -> retry/DLQ/audit writes -> offset commit in one Kafka transaction.
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
 
     @model_validator(mode="after")
     def _destinations_name_known_sources(self) -> Settings:

@@ -19,17 +19,29 @@ from hookstream.core.signatures import sign_request
 from hookstream.errors import ConfigError
 
 
-def sample_body(event_id: str, event_type: str, entity: str) -> bytes:
-    """A small JSON event in the common {id, type, data} shape."""
-    return json.dumps(
-        {
+def sample_body(event_id: str, event_type: str, entity: str, scheme: str = "standard") -> bytes:
+    """A small JSON event in the shape `scheme`'s provider sends (default {id, type, data})."""
+    created = int(time.time())
+    doc: dict[str, object]
+    if scheme == "slack":
+        doc = {
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": created,
+            "team_id": entity,
+            "event": {"type": event_type},
+        }
+    elif scheme == "stripe":
+        doc = {
             "id": event_id,
+            "object": "event",
             "type": event_type,
-            "created": int(time.time()),
-            "data": {"customer": entity},
-        },
-        separators=(",", ":"),
-    ).encode()
+            "created": created,
+            "data": {"object": {"customer": entity}},
+        }
+    else:
+        doc = {"id": event_id, "type": event_type, "created": created, "data": {"customer": entity}}
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def signed_request(
@@ -38,7 +50,7 @@ def signed_request(
     """Content type, signature headers and any id/type headers the source reads."""
     headers = {
         "Content-Type": "application/json",
-        **sign_request(source, body, event_id, time.time()),
+        **sign_request(source, body, event_id, time.time(), event_type),
     }
     for locator, value in ((source.event_id, event_id), (source.event_type, event_type)):
         if locator and locator.startswith("header:"):
@@ -68,7 +80,9 @@ def send_one(
     """POST one signed event; return the status and the answer's text."""
     source = _source(settings, name)
     event_id = event_id or f"evt_{uuid.uuid4().hex[:20]}"
-    body = body if body is not None else sample_body(event_id, event_type, "cus_demo")
+    body = (
+        body if body is not None else sample_body(event_id, event_type, "cus_demo", source.scheme)
+    )
     headers = signed_request(source, body, event_id, event_type)
 
     async def post() -> tuple[int, str]:
@@ -160,7 +174,7 @@ def run_demo(
         events = []
         for i in range(count):
             event_id = f"demo_{uuid.uuid4().hex[:16]}"
-            body = sample_body(event_id, "demo.event", f"cus_{i % 20}")
+            body = sample_body(event_id, "demo.event", f"cus_{i % 20}", source.scheme)
             events.append((event_id, body))
             if rng.random() < duplicates:
                 events.append((event_id, body))

@@ -17,3 +17,7 @@ def log_event(envelope: Envelope) -> None:
         entity_id=envelope.entity_id,
         body=envelope.body[:200].decode("utf-8", "replace"),
     )
+
+
+def discard(envelope: Envelope) -> None:
+    """Accept and drop the event: a no-op effect, for benchmarks and dry runs."""

@@ -1,17 +1,31 @@
-"""Logging and tracing setup, done once at each entry point."""
+"""Logging and tracing setup, done once at each entry point.
+
+Tracing is configured only from the standard OpenTelemetry variables: spans always exist
+(trace ids reach logs, Kafka headers and the audit trail), export is opt-in:
+`OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_TRACES_EXPORTER=otlp`) sends OTLP over HTTP, or gRPC
+with `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`; `OTEL_TRACES_EXPORTER=console` prints spans.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from aiohttp.typedefs import Middleware
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+
+log = structlog.get_logger("hookstream.telemetry")
+
+HTTP_PROTOBUF = "http/protobuf"
+GRPC = "grpc"
 
 
 def _add_trace_context(
@@ -47,28 +61,122 @@ def setup_logging(level: str = "info", json_logs: bool | None = None) -> None:
     )
 
 
-def setup_tracing(service_name: str, environ: Mapping[str, str]) -> None:
-    """Tracing from the standard OTEL_* variables; spans always carry ids, export is opt-in."""
-    resource = Resource.create({"service.name": environ.get("OTEL_SERVICE_NAME", service_name)})
-    provider = TracerProvider(resource=resource)
-    exporter_names = environ.get("OTEL_TRACES_EXPORTER", "")
-    if environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") and exporter_names in ("", "otlp"):
-        provider.add_span_processor(BatchSpanProcessor(_otlp_exporter(environ)))
-    elif exporter_names == "console":
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-    trace.set_tracer_provider(provider)
+@dataclass(frozen=True, slots=True)
+class TraceExport:
+    """Where finished spans go, as the OTEL_* variables say."""
+
+    otlp_protocol: str | None = None  # HTTP_PROTOBUF | GRPC; None: no OTLP export
+    otlp_endpoint: str | None = None  # None: the exporter's own default (localhost)
+    console: bool = False
+    ignored: tuple[str, ...] = ()  # settings that were not understood, for a warning
 
 
-def _otlp_exporter(environ: Mapping[str, str]) -> Any:
-    protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get(
-        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
+def trace_export(environ: Mapping[str, str]) -> TraceExport:
+    """Read the standard variables. Unlike the SDK's default, no endpoint means no export."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return TraceExport()
+    traces_endpoint = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    names = [
+        n.strip().lower() for n in environ.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()
+    ]
+    if not names:
+        names = ["otlp"] if traces_endpoint or endpoint else []
+    ignored = tuple(f"OTEL_TRACES_EXPORTER={n}" for n in names if n not in ("otlp", "console"))
+    if "none" in names:
+        return TraceExport(ignored=tuple(i for i in ignored if not i.endswith("=none")))
+    protocol = (
+        environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "").strip()
+        or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "").strip()
+        or HTTP_PROTOBUF
+    ).lower()
+    if protocol not in (HTTP_PROTOBUF, GRPC):
+        ignored += (f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol} (using {HTTP_PROTOBUF})",)
+        protocol = HTTP_PROTOBUF
+    target: str | None = None
+    if traces_endpoint:
+        target = traces_endpoint  # signal-specific endpoints are used as given
+    elif endpoint:
+        target = endpoint if protocol == GRPC else endpoint.rstrip("/") + "/v1/traces"
+    return TraceExport(
+        otlp_protocol=protocol if "otlp" in names else None,
+        otlp_endpoint=target if "otlp" in names else None,
+        console="console" in names,
+        ignored=ignored,
     )
-    if protocol == "grpc":
+
+
+def install_tracer_provider(service_name: str) -> TracerProvider:
+    """The process's SDK tracer provider, installed once; later calls return the same one."""
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        return current
+    # Resource.create also merges OTEL_RESOURCE_ATTRIBUTES; OTEL_TRACES_SAMPLER is read by the SDK.
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def setup_tracing(service_name: str, environ: Mapping[str, str]) -> TracerProvider:
+    """Tracing from the standard OTEL_* variables; spans always carry ids, export is opt-in."""
+    provider = install_tracer_provider(environ.get("OTEL_SERVICE_NAME") or service_name)
+    export = trace_export(environ)
+    for setting in export.ignored:
+        log.warning("tracing_setting_ignored", setting=setting)
+    for exporter in span_exporters(export):
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    instrument_http_client()
+    return provider
+
+
+def span_exporters(export: TraceExport) -> list[SpanExporter]:
+    """The exporters `export` asks for (they read OTEL_EXPORTER_OTLP_HEADERS etc. themselves)."""
+    exporters: list[SpanExporter] = []
+    if export.otlp_protocol == GRPC:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-            OTLPSpanExporter as GrpcExporter,
+            OTLPSpanExporter as GrpcSpanExporter,
         )
 
-        return GrpcExporter()
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        exporters.append(GrpcSpanExporter(endpoint=export.otlp_endpoint))
+    elif export.otlp_protocol == HTTP_PROTOBUF:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter()
+        exporters.append(OTLPSpanExporter(endpoint=export.otlp_endpoint))
+    if export.console:
+        exporters.append(ConsoleSpanExporter())
+    return exporters
+
+
+def instrument_http_client() -> None:
+    """Official aiohttp-client instrumentation: every ClientSession made from now on (Faust's
+    `app.http_client` is made lazily, after this) opens a CLIENT span per request and sends
+    that span's `traceparent`."""
+    from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+
+    instrumentor = AioHttpClientInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+
+
+def http_server_middlewares() -> list[Middleware]:
+    """The official aiohttp-server instrumentation's SERVER-span middleware, for one app.
+
+    Its `instrument()` replaces `web.Application` process-wide (every app, test sinks and
+    Faust's web server included); the ingress asks for the middleware explicitly instead. The
+    module keeps its tracer and meters in globals that only `instrument()` sets, hence the
+    instrument/uninstrument pair. When something else (`opentelemetry-instrument`) already
+    instrumented aiohttp, its patched Application adds the middleware and this returns none.
+    """
+    from opentelemetry.instrumentation import aiohttp_server
+
+    instrumentor = aiohttp_server.AioHttpServerInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        return []
+    if aiohttp_server.active_requests_counter is None:
+        with warnings.catch_warnings():
+            # instrument() subclasses web.Application, which aiohttp discourages; the
+            # subclass is dropped again at once.
+            warnings.filterwarnings("ignore", "Inheritance class", DeprecationWarning)
+            instrumentor.instrument()
+            instrumentor.uninstrument()
+    return [aiohttp_server.create_aiohttp_middleware()]

@@ -18,12 +18,25 @@ class TopicSpec:
     purpose: str = ""
 
 
+def max_record_bytes(settings: Settings) -> int:
+    """Room for the largest accepted body plus its envelope and retry headers."""
+    return max(1_048_588, settings.ingress.max_body_bytes + 256 * 1024)
+
+
 def retry_topic(settings: Settings, tier: int) -> str:
     return f"{settings.topics.events}.retry.{tier}"
 
 
 def dlq_topic(settings: Settings) -> str:
     return f"{settings.topics.events}.dlq"
+
+
+def audit_topic(settings: Settings) -> str:
+    return f"{settings.topics.events}.audit"
+
+
+def control_topic(settings: Settings) -> str:
+    return f"{settings.topics.events}.control"
 
 
 def changelog_topic(settings: Settings) -> str:
@@ -36,12 +49,24 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     topics = settings.topics
 
     def spec(name: str, purpose: str, **config: str) -> TopicSpec:
-        return TopicSpec(name, topics.partitions, topics.replication_factor, dict(config), purpose)
+        config = {"max.message.bytes": str(max_record_bytes(settings)), **config}
+        return TopicSpec(name, topics.partitions, topics.replication_factor, config, purpose)
 
     specs = [spec(topics.events, "received events")]
     for tier, delay in enumerate(settings.retry.schedule):
         specs.append(spec(retry_topic(settings, tier), f"retry tier {tier} ({delay:g}s delay)"))
     specs.append(spec(dlq_topic(settings), "dead letters", **{"retention.ms": "-1"}))
+    window = str(int(settings.dedupe.ttl * 1000))
+    specs.append(spec(audit_topic(settings), "audit trail per event", **{"retention.ms": window}))
+    specs.append(
+        TopicSpec(
+            control_topic(settings),
+            1,
+            topics.replication_factor,
+            {"cleanup.policy": "compact"},
+            "operator instructions to the worker (replay --reprocess)",
+        )
+    )
     specs.append(
         spec(changelog_topic(settings), "dedupe table changelog", **changelog_config(settings))
     )

@@ -11,17 +11,25 @@ from typing import Any
 import structlog
 from aiohttp import web
 from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hookstream.admin import client_config
+from hookstream.admin import producer_config
 from hookstream.config import Settings, SourceSettings
-from hookstream.core.events import UnusableEvent, describe_event, signature_headers
-from hookstream.core.signatures import Verifier, VerificationError, build_verifier
+from hookstream.core.events import (
+    UnusableEvent,
+    describe_event,
+    handshake_challenge,
+    signature_headers,
+)
+from hookstream.core.signatures import VerificationError, Verifier, build_verifier
 from hookstream.errors import ConfigError
 from hookstream.metrics import INGRESS_REQUESTS, PRODUCE_SECONDS, SIGNATURE_FAILURES
-from ingress.errors import CannotEnqueue
+from hookstream.telemetry import http_server_middlewares
+from hookstream.topics import max_record_bytes
+from ingress.errors import CannotEnqueue, RecordTooLarge
 from ingress.producer import EventProducer
+from ingress.replay import ReplayCache
 from schemas import Envelope, encode_envelope
 
 log = structlog.get_logger("hookstream.ingress")
@@ -31,6 +39,7 @@ SETTINGS = web.AppKey("settings", Settings)
 PRODUCER = web.AppKey("producer", EventProducer)
 VERIFIERS = web.AppKey("verifiers", dict[str, Verifier])
 READINESS = web.AppKey("readiness", dict[str, Any])
+REPLAYS = web.AppKey("replays", ReplayCache)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -54,6 +63,8 @@ async def errors_to_status(request: web.Request, handler: Handler) -> web.Stream
         response = problem(401, "not authentic", exc.detail, reason=exc.reason.value)
     except UnusableEvent as exc:
         response = problem(400, "unusable event", exc.detail, reason=exc.reason)
+    except RecordTooLarge as exc:
+        response = problem(413, "payload too large", str(exc), reason="record_too_large")
     except CannotEnqueue as exc:
         retry_after = request.app[SETTINGS].ingress.retry_after
         log.warning("enqueue_failed", source=label, error=str(exc))
@@ -82,44 +93,91 @@ async def receive_webhook(request: web.Request) -> web.Response:
     source = settings.sources.get(name)
     if source is None:
         raise web.HTTPNotFound(text=f"unknown source {name!r}")
-    limit = settings.ingress.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    body = await request.read()
+    body = await _read_body(request, settings.ingress.max_body_bytes)
     received = time.time()
     request.app[VERIFIERS][name].verify(request.headers, body, received)
+    challenge = handshake_challenge(source, body)
+    if challenge is not None:
+        log.info("handshake_answered", source=name)
+        return web.json_response({"challenge": challenge})
     facts = describe_event(source, request.headers, body)
-    parent = propagate.extract(request.headers)
-    with tracer.start_as_current_span(
-        f"POST /webhooks/{name}", context=parent, kind=SpanKind.SERVER,
-        attributes={"hookstream.source": name, "hookstream.event_id": facts.event_id},
-    ) as span:
-        envelope = Envelope(
-            event_id=facts.event_id,
-            source=name,
-            entity_id=facts.entity_id,
-            body=body,
-            received_at=datetime.fromtimestamp(received, UTC),
-            event_type=facts.event_type,
-            content_type=request.headers.get("Content-Type"),
-            headers=signature_headers(source, request.headers),
-        )
-        await _produce(request.app, settings, source, envelope)
-        span.set_status(Status(StatusCode.OK))
+    replays = request.app[REPLAYS]
+    if replays.seen(name, facts.event_id, received):
+        log.info("replay_answered", source=name, event_id=facts.event_id)
+        answer = {"event_id": facts.event_id, "status": "duplicate", "duplicate": True}
+        return web.json_response(answer, status=200)
+    # The SERVER span is the aiohttp-server instrumentation's (see create_app); it continues
+    # a sender's traceparent. Every log line from here on (the middleware's too) names the event.
+    structlog.contextvars.bind_contextvars(event_id=facts.event_id, source=name)
+    trace.get_current_span().set_attributes(
+        {"hookstream.source": name, "hookstream.event_id": facts.event_id}
+    )
+    envelope = Envelope(
+        event_id=facts.event_id,
+        source=name,
+        entity_id=facts.entity_id,
+        body=body,
+        received_at=datetime.fromtimestamp(received, UTC),
+        event_type=facts.event_type,
+        content_type=_utf8_or_none(request.headers.get("Content-Type")),
+        headers=signature_headers(source, request.headers),
+    )
+    await _produce(request.app, settings, source, envelope)
+    replays.remember(name, facts.event_id, received, source.tolerance)
     log.info("accepted", source=name, event_id=facts.event_id, entity_id=facts.entity_id)
     return web.json_response({"event_id": facts.event_id, "status": "accepted"}, status=202)
 
 
-async def _produce(app: web.Application, settings: Settings, source: SourceSettings, envelope: Envelope) -> None:
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The raw body, refused (413) before reading past `limit`: at once when the declared
+    Content-Length exceeds it, else (chunked) as soon as the bytes read so far do."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise web.HTTPRequestEntityTooLarge(
+            max_size=limit, actual_size=declared, text=f"the body exceeds {limit} bytes"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.readany():
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(
+                max_size=limit, actual_size=size, text=f"the body exceeds {limit} bytes"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _utf8_or_none(value: str | None) -> str | None:
+    """A header as the envelope can store it: undecodable bytes are dropped, not fatal."""
+    if value is None:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
+async def _produce(
+    app: web.Application, settings: Settings, source: SourceSettings, envelope: Envelope
+) -> None:
     topic = settings.topics.events
+    value = encode_envelope(envelope)
+    # Messaging semantic conventions (Kafka). The entity id is the key; bodies and signature
+    # headers never become attributes.
     with tracer.start_as_current_span(
-        f"{topic} publish", kind=SpanKind.PRODUCER,
+        f"{topic} publish",
+        kind=SpanKind.PRODUCER,
         attributes={
             "messaging.system": "kafka",
             "messaging.operation.type": "send",
+            "messaging.operation.name": "send",
             "messaging.destination.name": topic,
             "messaging.kafka.message.key": envelope.entity_id,
             "messaging.message.id": envelope.event_id,
+            "messaging.message.body.size": len(value),
+            "server.address": settings.kafka.bootstrap_servers,
         },
     ):
         carrier: dict[str, str] = {}
@@ -132,7 +190,7 @@ async def _produce(app: web.Application, settings: Settings, source: SourceSetti
         ]
         started = time.perf_counter()
         producer = app[PRODUCER]
-        ticket = producer.send(topic, envelope.entity_id.encode(), encode_envelope(envelope), headers)
+        ticket = producer.send(topic, envelope.entity_id.encode(), value, headers)
         await producer.acked(ticket)
         PRODUCE_SECONDS.observe(time.perf_counter() - started)
 
@@ -172,7 +230,10 @@ def build_verifiers(settings: Settings) -> dict[str, Verifier]:
 
 async def _producer_lifecycle(app: web.Application) -> Any:
     settings = app[SETTINGS]
-    producer = EventProducer(client_config(settings), deadline=settings.ingress.produce_timeout)
+    producer = EventProducer(
+        producer_config(settings, **{"message.max.bytes": max_record_bytes(settings)}),
+        deadline=settings.ingress.produce_timeout,
+    )
     producer.start()
     app[PRODUCER] = producer
     yield
@@ -184,12 +245,13 @@ async def _producer_lifecycle(app: web.Application) -> Any:
 def create_app(settings: Settings) -> web.Application:
     """The ingress application for these settings."""
     app = web.Application(
-        middlewares=[errors_to_status],
+        middlewares=[*http_server_middlewares(), errors_to_status],
         client_max_size=settings.ingress.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[VERIFIERS] = build_verifiers(settings)
     app[READINESS] = {}
+    app[REPLAYS] = ReplayCache()
     app.cleanup_ctx.append(_producer_lifecycle)
     app.router.add_post("/webhooks/{source}", receive_webhook)
     app.router.add_get("/healthz", healthz)
@@ -201,13 +263,10 @@ def create_app(settings: Settings) -> web.Application:
 def run_ingress(settings: Settings) -> None:
     """Serve until SIGINT/SIGTERM; in-flight requests are answered and the producer flushed."""
     app = create_app(settings)
-    log.info("ingress_starting", port=settings.ingress.port, bootstrap=settings.kafka.bootstrap_servers)
-    web.run_app(
-        app,
-        host=settings.ingress.host,
-        port=settings.ingress.port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=settings.ingress.produce_timeout + 1,
-        handle_signals=True,
+    log.info(
+        "ingress_starting", port=settings.ingress.port, bootstrap=settings.kafka.bootstrap_servers
     )
+    from ingress.serving import serve_until_stopped  # only the command serves
+
+    grace = settings.ingress.produce_timeout + 1
+    asyncio.run(serve_until_stopped(app, settings.ingress.host, settings.ingress.port, grace))

@@ -5,3 +5,7 @@ from hookstream.errors import HookstreamError
 
 class CannotEnqueue(HookstreamError):
     """Kafka did not acknowledge in time or refused the record; the sender should retry (503)."""
+
+
+class RecordTooLarge(HookstreamError):
+    """The event is larger than Kafka accepts (413, not the sender's retry)."""

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
-from ingress.errors import CannotEnqueue
+from ingress.errors import CannotEnqueue, RecordTooLarge
 
 
 @dataclass(eq=False)
@@ -104,6 +104,11 @@ class EventProducer:
             )
         except BufferError:
             raise CannotEnqueue("the producer queue is full") from None
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                raise RecordTooLarge("the event is larger than Kafka accepts") from None
+            raise CannotEnqueue(f"Kafka refused the event: {error.name()}") from None
         batch.size += 1
         return Ticket(batch, index)
 

@@ -1,32 +1,57 @@
-"""The Faust app: topics, the dedupe table, the agent and the worker's HTTP pages."""
+"""The Faust app: topics, the dedupe table, one agent per topic read, the worker's pages."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import faust
+import structlog
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hookstream.config import Settings
-from hookstream.topics import DEDUPE_TABLE, changelog_config
+from hookstream.core.control import ReprocessRanges
+from hookstream.topics import (
+    DEDUPE_TABLE,
+    audit_topic,
+    changelog_config,
+    dlq_topic,
+    max_record_bytes,
+    retry_topic,
+)
+from streams.control import read_reprocess_ranges
 from streams.delivery import Deliverer
-from streams.processor import EventProcessor, FaustDedupeStore
+from streams.depth import start_depth_gauges
+from streams.kafka_auth import faust_credentials
+from streams.processor import EventProcessor, FaustDedupeStore, Incoming
+
+log = structlog.get_logger("hookstream.worker")
 
 
 def faust_app(settings: Settings) -> faust.App:
     """A Faust app configured from hookstream settings (app id = worker.group_id)."""
+    longest_wait = max(settings.retry.schedule, default=0.0)
     return faust.App(
         settings.worker.group_id,
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
+        broker_credentials=faust_credentials(settings.kafka.client),
         store="rocksdb://",
         datadir=str(Path(settings.data_dir) / "worker"),
         topic_partitions=settings.topics.partitions,
         topic_replication_factor=settings.topics.replication_factor,
         topic_allow_declare=False,
+        # Faust's leader-election topic is not needed: every topic is created up front.
+        topic_disable_leader=True,
+        table_standby_replicas=settings.worker.standby_replicas,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        processing_guarantee=settings.processing_guarantee,
+        producer_max_request_size=max_record_bytes(settings),
+        # A retry tier's agent waits for its head record's not-before time; that is not a livelock.
+        broker_commit_livelock_soft_timeout=max(300.0, longest_wait * 1.5),
         web_enabled=True,
         web_host=settings.worker.host,
         web_port=settings.worker.port,
@@ -35,31 +60,93 @@ def faust_app(settings: Settings) -> faust.App:
     )
 
 
-def create_worker_app(settings: Settings) -> faust.App:
-    """The worker: one agent over the events topic, deduping through RocksDB."""
-    app = faust_app(settings)
-    events = app.topic(
-        settings.topics.events,
+def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
+    return app.topic(
+        name,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
         value_serializer="raw",
-        partitions=settings.topics.partitions,
+        partitions=partitions,
     )
+
+
+class FaustPublisher:
+    """Publishes through Faust's producer, so exactly-once mode covers these writes too."""
+
+    def __init__(self, app: faust.App, partitions: int) -> None:
+        self._app = app
+        self._partitions = partitions
+        self._topics: dict[str, Any] = {}
+
+    def _topic(self, name: str) -> Any:
+        if name not in self._topics:
+            self._topics[name] = _raw_topic(self._app, name, self._partitions)
+        return self._topics[name]
+
+    async def publish(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+        partition: int | None = None,
+    ) -> None:
+        """Send and wait for the ack; keep trying while Kafka refuses, never drop the record."""
+        delay = 0.5
+        while True:
+            try:
+                future = await self._topic(topic).send(
+                    key=key, value=value, headers=list(headers), partition=partition
+                )
+                await future
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("publish_retrying", topic=topic, error=f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def emit(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+    ) -> None:
+        await self._topic(topic).send(key=key, value=value, headers=list(headers))
+
+
+def create_worker_app(settings: Settings, reprocess: ReprocessRanges | None = None) -> faust.App:
+    """The worker: agents over the events topic and each retry tier, deduping through RocksDB."""
+    app = faust_app(settings)
+    partitions = settings.topics.partitions
     table = app.Table(
         DEDUPE_TABLE,
-        partitions=settings.topics.partitions,
+        partitions=partitions,
         options={"ttl": int(settings.dedupe.ttl)},
         extra_topic_configs=changelog_config(settings),
         help="(source, event id) -> dedupe record",
     )
-    deliverer = Deliverer(settings.destinations, lambda: app.http_client)
-    processor = EventProcessor(settings, FaustDedupeStore(table), deliverer)
+    ranges = reprocess or ReprocessRanges()
+    publisher = FaustPublisher(app, partitions)
+    processor = EventProcessor(
+        settings,
+        FaustDedupeStore(table),
+        Deliverer(settings.destinations, lambda: app.http_client),
+        publisher,
+        reprocess=ranges.contains,
+    )
+    # Topics the worker writes to; declared so Faust knows them (all pre-created).
+    for name in (dlq_topic(settings), audit_topic(settings)):
+        publisher._topic(name)
 
-    @app.agent(events, name="deliver")
-    async def deliver(stream: Any) -> None:
-        async for event in stream.events():
-            await processor.process_one(event.key, event.value, _headers(event))
+    read = [settings.topics.events] + [
+        retry_topic(settings, i) for i in range(len(settings.retry.schedule))
+    ]
+    for name in read:
+        _add_agent(app, _raw_topic(app, name, partitions), processor, name)
 
     @app.page("/metrics")
     class Metrics(View):
@@ -72,8 +159,27 @@ def create_worker_app(settings: Settings) -> faust.App:
         async def get(self, request: Request) -> Response:
             return self.json({"status": "ok"})
 
-    del deliver, Metrics, Health
+    del Metrics, Health
+    start_depth_gauges(app, settings)
     return app
+
+
+def _add_agent(app: faust.App, topic: Any, processor: EventProcessor, name: str) -> None:
+    async def consume(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            await processor.process_one(
+                Incoming(
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    event.key,
+                    event.value,
+                    _headers(event),
+                )
+            )
+
+    app.agent(topic, name=f"deliver-{name}")(consume)
 
 
 def _headers(event: Any) -> dict[str, bytes]:
@@ -86,6 +192,6 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM."""
     from faust.worker import Worker
 
-    app = create_worker_app(settings)
+    app = create_worker_app(settings, read_reprocess_ranges(settings))
     worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

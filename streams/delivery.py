@@ -59,10 +59,18 @@ class Deliverer:
     async def attempt(self, name: str, envelope: Envelope) -> AttemptResult:
         destination = self._destinations[name]
         started = time.perf_counter()
+        # One span per attempt at one destination. For a URL, the official aiohttp-client
+        # instrumentation (hookstream.telemetry.instrument_http_client, active in the worker
+        # before Faust makes `app.http_client`) opens the CLIENT span inside this one and sends
+        # its traceparent; a handler destination is an in-process call, so this span is all.
         with tracer.start_as_current_span(
             f"deliver {name}",
-            kind=SpanKind.CLIENT,
-            attributes={"hookstream.destination": name, "hookstream.event_id": envelope.event_id},
+            kind=SpanKind.INTERNAL,
+            attributes={
+                "hookstream.destination": name,
+                "hookstream.event_id": envelope.event_id,
+                "hookstream.source": envelope.source,
+            },
         ) as span:
             if destination.handler:
                 result = await self._call_handler(name, envelope, destination.timeout)
@@ -94,6 +102,8 @@ class Deliverer:
             headers["webhook-signature"] = sign_standard(
                 key, envelope.event_id, timestamp, envelope.body
             )
+        # Without the instrumentation (a session made before it), the destination still gets
+        # this attempt's traceparent; with it, the instrumentation's CLIENT span replaces it.
         propagate.inject(headers)
         try:
             async with self._session_factory().post(

@@ -1,9 +1,17 @@
-"""process_one: decode, dedupe, deliver, record. It never raises (PRODUCT.md §6)."""
+"""process_one: decode, dedupe, deliver, then route the outcome. It never raises (PRODUCT.md §6).
+
+Where does a record go when delivery fails? Here, in `_route`: retryable failures to the
+next retry tier (or the DLQ after the last), permanent ones and poison to the DLQ at once.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -11,14 +19,37 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
 from hookstream.config import Settings
-from hookstream.core.dedupe import Decision, DedupeRecord, DedupeState, decide, dedupe_key
+from hookstream.core import records as h
+from hookstream.core.dedupe import Arrival, Decision, DedupeRecord, DedupeState, decide, dedupe_key
+from hookstream.core.protocols import DedupeStore, Publisher
+from hookstream.core.records import (
+    Attempt,
+    HeaderError,
+    RetryState,
+    read_retry_state,
+    retry_headers,
+)
+from hookstream.core.retry import DeadLetter, RetryPolicy
 from hookstream.core.routing import AttemptResult, Verdict, matching_destinations, overall
 from hookstream.metrics import EVENTS, PROCESSING_SECONDS
+from hookstream.topics import audit_topic, dlq_topic, retry_topic
 from schemas import Envelope, EnvelopeError, decode_envelope
 from streams.delivery import Deliverer
 
 log = structlog.get_logger("hookstream.worker")
 tracer = trace.get_tracer("hookstream.streams")
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One record as the agent got it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Mapping[str, bytes]
 
 
 class FaustDedupeStore:
@@ -36,58 +67,102 @@ class FaustDedupeStore:
 
 
 class EventProcessor:
-    """Turns one record of the events topic into its effects, exactly once per event id."""
+    """Turns one record into its effects, exactly once per event id, and routes failures."""
 
-    def __init__(self, settings: Settings, store: FaustDedupeStore, deliverer: Deliverer) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: DedupeStore,
+        deliverer: Deliverer,
+        publisher: Publisher,
+        *,
+        reprocess: Callable[[str, int, int], bool] = lambda topic, partition, offset: False,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
         self._settings = settings
         self._store = store
         self._deliverer = deliverer
+        self._publisher = publisher
+        self._reprocess = reprocess
+        self._clock = clock
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
+        self._policy = RetryPolicy(tuple(settings.retry.schedule), settings.retry.jitter)
+        self._dlq = dlq_topic(settings)
+        self._audit = audit_topic(settings)
 
-    async def process_one(
-        self, key: bytes | None, value: bytes | None, headers: Mapping[str, bytes]
-    ) -> None:
-        """Never raises: every failure is classified, logged and counted."""
+    async def process_one(self, record: Incoming) -> None:
+        """Never raises: every failure is classified, routed, logged and counted."""
         started = time.perf_counter()
-        context = propagate.extract({k: v.decode("latin-1") for k, v in headers.items()})
+        context = propagate.extract({k: v.decode("latin-1") for k, v in record.headers.items()})
         with tracer.start_as_current_span(
-            f"{self._settings.topics.events} process",
+            f"{record.topic} process",
             context=context,
             kind=SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "kafka",
                 "messaging.operation.type": "process",
-                "messaging.destination.name": self._settings.topics.events,
+                "messaging.destination.name": record.topic,
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
             },
         ):
             try:
-                await self._process(value)
-            except Exception:
-                # A bug of ours, not the event's: log it loudly, keep the partition moving.
-                log.exception("process_failed_unexpectedly")
-                EVENTS.labels("unknown", "failed").inc()
+                await self._process(record)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # A bug of ours, not the event's: the record goes to the DLQ rather than
+                # stalling the partition or being skipped silently.
+                log.exception(
+                    "process_failed_unexpectedly", topic=record.topic, offset=record.offset
+                )
+                await self._dead_letter_raw(record, f"internal error: {type(exc).__name__}: {exc}")
         PROCESSING_SECONDS.observe(time.perf_counter() - started)
 
-    async def _process(self, value: bytes | None) -> None:
+    async def _process(self, record: Incoming) -> None:
         try:
-            envelope = decode_envelope(value or b"")
-        except EnvelopeError as exc:
-            log.error("poison_record", error=str(exc))
-            EVENTS.labels("unknown", "dead_lettered").inc()
+            envelope = decode_envelope(record.value or b"")
+            state = read_retry_state(record.headers)
+        except (EnvelopeError, HeaderError) as exc:
+            await self._dead_letter_raw(record, f"poison: {exc}")
             return
-        bound = log.bind(event_id=envelope.event_id, source=envelope.source)
-        span = trace.get_current_span()
-        span.set_attribute("hookstream.event_id", envelope.event_id)
-        span.set_attribute("messaging.message.id", envelope.event_id)
+        structlog.contextvars.bind_contextvars(event_id=envelope.event_id, source=envelope.source)
+        try:
+            span = trace.get_current_span()
+            span.set_attribute("messaging.message.id", envelope.event_id)
+            span.set_attribute("hookstream.source", envelope.source)
+            await self._wait_until(state.not_before)
+            await self._handle(record, envelope, state)
+        finally:
+            structlog.contextvars.unbind_contextvars("event_id", "source")
+
+    async def _handle(self, record: Incoming, envelope: Envelope, state: RetryState) -> None:
+        arrival = self._arrival(record, state)
         key = dedupe_key(envelope.source, envelope.event_id)
-        now = time.time()
-        record = self._store.get(key)
-        decision = decide(record, now, self._settings.dedupe.ttl)
+        now = self._clock()
+        known = self._store.get(key)
+        decision = decide(known, now, self._settings.dedupe.ttl, arrival)
         if decision is Decision.DUPLICATE:
-            bound.info("duplicate_skipped")
+            log.info(
+                "duplicate_skipped",
+                arrival=arrival.value,
+                state=known.state.value if known else None,
+            )
             EVENTS.labels(envelope.source, "duplicate").inc()
+            await self._audit_step(envelope, "duplicate", arrival=arrival.value)
             return
+        if arrival is Arrival.NEW or arrival is Arrival.REPROCESS:
+            await self._audit_step(
+                envelope,
+                "received",
+                received_at=envelope.received_at.timestamp(),
+                event_type=envelope.event_type,
+                entity_id=envelope.entity_id,
+                arrival=arrival.value,
+            )
         already = (
-            set(record.delivered) if record is not None and decision is Decision.RESUME else set()
+            set(known.delivered) if known is not None and decision is Decision.RESUME else set()
         )
         targets = [
             name
@@ -96,31 +171,149 @@ class EventProcessor:
             )
             if name not in already
         ]
+        attempt = state.attempts + 1
         results = [await self._deliverer.attempt(name, envelope) for name in targets]
+        tried = self._clock()
+        history = state.history + tuple(Attempt.of(attempt, tried, r) for r in results)
+        for result in results:
+            await self._audit_step(
+                envelope, "attempt", **Attempt.of(attempt, tried, result).to_json()
+            )
         delivered = tuple(
             sorted(already | {r.destination for r in results if r.verdict is Verdict.DELIVERED})
         )
-        verdict = overall(results)
-        state = DedupeState.DONE if verdict is Verdict.DELIVERED else DedupeState.FAILED
-        self._store.put(key, DedupeRecord(state, now, delivered))
-        self._report(bound, envelope, verdict, results)
+        await self._route(
+            record, envelope, key, RetryState(attempt, 0.0, history), results, delivered
+        )
 
-    def _report(
-        self, bound: Any, envelope: Envelope, verdict: Verdict, results: list[AttemptResult]
+    async def _route(
+        self,
+        record: Incoming,
+        envelope: Envelope,
+        key: str,
+        state: RetryState,
+        results: list[AttemptResult],
+        delivered: tuple[str, ...],
     ) -> None:
+        verdict = overall(results)
+        now = self._clock()
         if verdict is Verdict.DELIVERED:
-            bound.info("delivered", destinations=[r.destination for r in results])
+            self._store.put(key, DedupeRecord(DedupeState.DONE, now, delivered))
+            log.info("delivered", destinations=list(delivered), attempts=state.attempts)
             EVENTS.labels(envelope.source, "delivered").inc()
+            await self._audit_step(envelope, "delivered", attempts=state.attempts)
             return
-        failures = [
-            {
-                "destination": r.destination,
-                "verdict": r.verdict.value,
-                "error": r.error,
-                "status": r.status,
-            }
-            for r in results
-            if r.verdict is not Verdict.DELIVERED
+        step = (
+            self._policy.next_step(state.attempts, self._rng, _longest_retry_after(results))
+            if verdict is Verdict.RETRYABLE
+            else DeadLetter("permanent failure")
+        )
+        if isinstance(step, DeadLetter):
+            await self._publisher.publish(
+                self._dlq,
+                record.key,
+                record.value,
+                retry_headers(
+                    _base_headers(record), state, dead_lettered_at=now, reason=step.reason
+                ),
+                partition=record.partition,
+            )
+            self._store.put(key, DedupeRecord(DedupeState.DEAD_LETTERED, now, delivered))
+            log.warning(
+                "dead_lettered",
+                reason=step.reason,
+                attempts=state.attempts,
+                last_error=state.last_error,
+            )
+            EVENTS.labels(envelope.source, "dead_lettered").inc()
+            await self._audit_step(
+                envelope, "dead_lettered", reason=step.reason, attempts=state.attempts
+            )
+            return
+        not_before = now + step.delay
+        topic = retry_topic(self._settings, step.index)
+        waiting = RetryState(state.attempts, not_before, state.history)
+        # The same partition number as the record's: the dedupe shard stays with the event.
+        await self._publisher.publish(
+            topic,
+            record.key,
+            record.value,
+            retry_headers(_base_headers(record), waiting),
+            partition=record.partition,
+        )
+        self._store.put(key, DedupeRecord(DedupeState.RETRYING, now, delivered))
+        log.info(
+            "retry_scheduled", tier=step.index, delay=round(step.delay, 3), attempts=state.attempts
+        )
+        EVENTS.labels(envelope.source, "retry_scheduled").inc()
+        await self._audit_step(
+            envelope,
+            "retry_scheduled",
+            tier=step.index,
+            not_before=not_before,
+            attempts=state.attempts,
+            last_error=waiting.last_error,
+        )
+
+    def _arrival(self, record: Incoming, state: RetryState) -> Arrival:
+        if record.topic != self._settings.topics.events:
+            return Arrival.RETRY
+        if self._reprocess(record.topic, record.partition, record.offset):
+            return Arrival.REPROCESS
+        if h.REDRIVE in record.headers:
+            return Arrival.REDRIVE
+        return Arrival.NEW
+
+    async def _wait_until(self, not_before: float) -> None:
+        """Hold this tier's stream until the record is due (tiers are FIFO by delay)."""
+        delay = not_before - self._clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _dead_letter_raw(self, record: Incoming, reason: str) -> None:
+        """Poison or an internal error: the raw bytes go to the DLQ, nothing is skipped silently."""
+        now = self._clock()
+        headers = [
+            (k, v) for k, v in record.headers.items() if k not in (h.DLQ_REASON, h.DEAD_LETTERED_AT)
         ]
-        bound.warning("delivery_failed", failures=failures)
-        EVENTS.labels(envelope.source, "failed").inc()
+        headers += [
+            (h.DLQ_REASON, reason.encode()),
+            (h.DEAD_LETTERED_AT, str(int(now * 1000)).encode()),
+            (h.ORIGIN, f"{record.topic}/{record.partition}/{record.offset}".encode()),
+        ]
+        source = h.text(record.headers, h.SOURCE) or "unknown"
+        await self._publisher.publish(
+            self._dlq, record.key, record.value, headers, partition=record.partition
+        )
+        log.error("dead_lettered_raw", reason=reason, topic=record.topic, offset=record.offset)
+        EVENTS.labels(
+            source if source in self._settings.sources else "unknown", "dead_lettered"
+        ).inc()
+
+    async def _audit_step(self, envelope: Envelope, kind: str, **details: Any) -> None:
+        span = trace.get_current_span().get_span_context()
+        entry = {
+            "event_id": envelope.event_id,
+            "source": envelope.source,
+            "kind": kind,
+            "at": self._clock(),
+            "trace_id": format(span.trace_id, "032x") if span.is_valid else None,
+            **details,
+        }
+        key = dedupe_key(envelope.source, envelope.event_id).encode()
+        await self._publisher.emit(
+            self._audit, key, json.dumps(entry, separators=(",", ":")).encode(), []
+        )
+
+
+def _base_headers(record: Incoming) -> list[tuple[str, bytes]]:
+    """The record's headers, with the trace context moved on to the current span."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    headers = [(k, v) for k, v in record.headers.items() if k not in (h.TRACEPARENT, h.TRACESTATE)]
+    return headers + [(k, v.encode()) for k, v in carrier.items()]
+
+
+def _longest_retry_after(results: list[AttemptResult]) -> float | None:
+    waits = [r.retry_after for r in results if r.retry_after is not None]
+    return max(waits) if waits else None

@@ -119,10 +119,13 @@ def make_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., tuple[S
 class WorkerProcess:
     """`hookstream worker` as a real subprocess."""
 
-    def __init__(self, config: Path, settings: Settings, log: Path) -> None:
+    def __init__(
+        self, config: Path, settings: Settings, log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.config = config
         self.settings = settings
         self.log = log
+        self.env = env  # the whole environment of the process; None inherits the test's
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
@@ -132,6 +135,7 @@ class WorkerProcess:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
+                env=self.env,
             )
         wait_for_group(self.settings, timeout, self.process)
 
@@ -178,11 +182,11 @@ def wait_for_group(settings: Settings, timeout: float, process: subprocess.Popen
 
 
 @pytest.fixture
-def worker_process(tmp_path: Path) -> Iterator[Callable[[Settings, Path], WorkerProcess]]:
+def worker_process(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    def start(settings: Settings, config: Path) -> WorkerProcess:
-        worker = WorkerProcess(config, settings, tmp_path / f"worker{len(started)}.log")
+    def start(settings: Settings, config: Path, env: dict[str, str] | None = None) -> WorkerProcess:
+        worker = WorkerProcess(config, settings, tmp_path / f"worker{len(started)}.log", env)
         started.append(worker)
         worker.start()
         return worker

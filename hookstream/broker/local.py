@@ -11,13 +11,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,32 @@ from hookstream.errors import BrokerError
 KAFKA_VERSION = "4.3.1"
 _POM = "pom.xml"
 _LOG4J = "log4j2.properties"
+SASL_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN")
+# Names and passwords go into server.properties and the format tool's arguments unquoted.
+_SAFE_CREDENTIAL = re.compile(r"[A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class ScramUser:
+    """A user of the SASL listener: SCRAM-SHA-256/512 credentials, and PLAIN with the same password."""
+
+    name: str
+    password: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        for what, value in (("name", self.name), ("password", self.password)):
+            if not _SAFE_CREDENTIAL.fullmatch(value):
+                raise BrokerError(
+                    f"a SASL user's {what} may only use letters, digits, '.', '_', '-'"
+                )
+
+    @classmethod
+    def parse(cls, text: str) -> ScramUser:
+        """`NAME:PASSWORD`, as the command line takes it."""
+        name, sep, password = text.partition(":")
+        if not sep:
+            raise BrokerError("a SASL user is NAME:PASSWORD")
+        return cls(name, password)
 
 
 @dataclass(frozen=True)
@@ -82,6 +110,8 @@ class LocalKafka:
         host: str = "localhost",
         dist_dir: Path | None = None,
         heap: str = "1g",
+        sasl_port: int | None = None,
+        scram_users: Sequence[ScramUser] = (),
     ) -> None:
         self.home = home.resolve()
         self.port = port
@@ -89,6 +119,11 @@ class LocalKafka:
         self.host = host
         self.dist_dir = (dist_dir or self.home / "dist").resolve()
         self.heap = heap
+        # An extra SASL_PLAINTEXT listener (SCRAM-SHA-256/512 and PLAIN) for these users.
+        self.sasl_port = sasl_port
+        self.scram_users = tuple(scram_users)
+        if self.scram_users and sasl_port is None:
+            raise BrokerError("SASL users need a SASL listener port")
         # The broker we started from this process, kept so it is reaped when stopped.
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -97,6 +132,11 @@ class LocalKafka:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str | None:
+        """The SASL_PLAINTEXT listener's address, when there is one."""
+        return None if self.sasl_port is None else f"{self.host}:{self.sasl_port}"
 
     @property
     def libs(self) -> Path:
@@ -166,21 +206,24 @@ class LocalKafka:
     def start(self, timeout: float = 90.0) -> bool:
         """Start unless a broker already answers; True if this call started one."""
         if answers_metadata(self.bootstrap, timeout=2.0):
+            self._check_sasl_listener()
             return False
         if self._pid() is not None:
             # Ours, but not answering yet (still starting): wait for it.
             self._wait_ready(timeout)
             return False
-        if _port_open(self.host, self.port) or _port_open(self.host, self.controller_port):
+        ports = [self.port, self.controller_port, *([self.sasl_port] if self.sasl_port else [])]
+        if any(_port_open(self.host, port) for port in ports):
             raise BrokerError(
-                f"port {self.port} or {self.controller_port} is taken by something that is not "
-                "a Kafka broker answering metadata requests"
+                f"one of the ports {', '.join(map(str, ports))} is taken by something that is "
+                "not a Kafka broker answering metadata requests"
             )
         self.resolve()
         self.home.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
-        if not (self.data / "meta.properties").exists():
+        formatted_now = not (self.data / "meta.properties").exists()
+        if formatted_now:
             self._format(config)
         out = (self.logs / "broker.out").open("ab")
         process = subprocess.Popen(
@@ -196,6 +239,9 @@ class LocalKafka:
         self.pid_file.write_text(str(process.pid))
         try:
             self._wait_ready(timeout, process)
+            if self.scram_users and not formatted_now:
+                # Storage formatted before these users were asked for: add them now.
+                self._upsert_scram_users()
         except BrokerError:
             self.stop()
             raise
@@ -259,11 +305,9 @@ class LocalKafka:
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@{self.host}:{self.controller_port}",
-                    f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
+                    *self._listener_lines(),
                     "controller.listener.names=CONTROLLER",
                     "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
                     f"log.dirs={self.data}",
                     "num.partitions=1",
                     "offsets.topic.replication.factor=1",
@@ -281,6 +325,76 @@ class LocalKafka:
         )
         return config
 
+    def _listener_lines(self) -> list[str]:
+        """Listeners: PLAINTEXT (also between broker and controller), plus SASL when asked."""
+        plain = f"PLAINTEXT://{self.host}:{self.port}"
+        controller = f"CONTROLLER://{self.host}:{self.controller_port}"
+        protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+        if self.sasl_port is None:
+            return [
+                f"listeners={plain},{controller}",
+                f"advertised.listeners={plain}",
+                f"listener.security.protocol.map={protocols}",
+            ]
+        sasl = f"SASL_PLAINTEXT://{self.host}:{self.sasl_port}"
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        plain_users = " ".join(f'user_{u.name}="{u.password}"' for u in self.scram_users)
+        prefix = "listener.name.sasl_plaintext"
+        return [
+            f"listeners={plain},{sasl},{controller}",
+            f"advertised.listeners={plain},{sasl}",
+            f"listener.security.protocol.map={protocols},SASL_PLAINTEXT:SASL_PLAINTEXT",
+            f"sasl.enabled.mechanisms={','.join(SASL_MECHANISMS)}",
+            f"{prefix}.scram-sha-256.sasl.jaas.config={scram}",
+            f"{prefix}.scram-sha-512.sasl.jaas.config={scram}",
+            f"{prefix}.plain.sasl.jaas.config="
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};",
+        ]
+
+    def _scram_arguments(self) -> list[str]:
+        return [
+            argument
+            for user in self.scram_users
+            for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+            for argument in (
+                "--add-scram",
+                f"{mechanism}=[name={user.name},password={user.password}]",
+            )
+        ]
+
+    def _upsert_scram_users(self) -> None:
+        from confluent_kafka.admin import AdminClient
+
+        # The package re-exports these without declaring them; mypy wants the defining module.
+        from confluent_kafka.admin._scram import (
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialAlteration,
+            UserScramCredentialUpsertion,
+        )
+
+        quiet: dict[str, Any] = {"log_level": 0, "logger": _quiet}
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, **quiet})
+        upserts: list[UserScramCredentialAlteration] = [
+            UserScramCredentialUpsertion(
+                user.name, ScramCredentialInfo(mechanism, 8192), user.password.encode()
+            )
+            for user in self.scram_users
+            for mechanism in (ScramMechanism.SCRAM_SHA_256, ScramMechanism.SCRAM_SHA_512)
+        ]
+        for name, future in admin.alter_user_scram_credentials(upserts).items():
+            try:
+                future.result()
+            except Exception as exc:  # KafkaException: report which user failed
+                raise BrokerError(f"creating the SASL user {name} failed: {exc}") from None
+
+    def _check_sasl_listener(self) -> None:
+        if self.sasl_port is not None and not _port_open(self.host, self.sasl_port):
+            raise BrokerError(
+                f"a broker already answers on {self.bootstrap} without a SASL listener on "
+                f"port {self.sasl_port}; stop it and start again"
+            )
+
     def _format(self, config: Path) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         result = subprocess.run(
@@ -293,6 +407,7 @@ class LocalKafka:
                 "-c",
                 str(config),
                 "--ignore-formatted",
+                *self._scram_arguments(),
             ],
             capture_output=True,
             text=True,

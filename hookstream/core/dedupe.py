@@ -8,14 +8,24 @@ from typing import Any
 
 
 class DedupeState(StrEnum):
-    DONE = "done"  # every destination has it (or it was dead-lettered)
-    FAILED = "failed"  # some destination still lacks it
+    DONE = "done"  # every destination has it
+    RETRYING = "retrying"  # waiting in a retry tier: a duplicate must not run in parallel
+    DEAD_LETTERED = "dead_lettered"  # in the DLQ until an operator redrives it
+
+
+class Arrival(StrEnum):
+    """How a record reached the worker."""
+
+    NEW = "new"  # from the events topic, as the ingress produced it
+    RETRY = "retry"  # from a retry tier
+    REDRIVE = "redrive"  # put back from the DLQ by an operator
+    REPROCESS = "reprocess"  # inside an offset range an operator replayed with --reprocess
 
 
 class Decision(StrEnum):
-    NEW = "new"
-    DUPLICATE = "duplicate"
-    RESUME = "resume"  # seen before, some destinations still owed
+    NEW = "new"  # deliver to every matching destination
+    RESUME = "resume"  # deliver to the destinations that do not have it yet
+    DUPLICATE = "duplicate"  # skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +48,17 @@ def dedupe_key(source: str, event_id: str) -> str:
     return f"{source}\x1f{event_id}"
 
 
-def decide(record: DedupeRecord | None, now: float, ttl: float) -> Decision:
-    """NEW if unseen or expired, DUPLICATE if done within the window, else RESUME."""
-    if record is None or now - record.at > ttl:
+def decide(
+    record: DedupeRecord | None, now: float, ttl: float, arrival: Arrival = Arrival.NEW
+) -> Decision:
+    """Whether to run the effect for this arrival, given what the table remembers."""
+    if arrival is Arrival.REPROCESS:
         return Decision.NEW
+    if record is None or now - record.at > ttl:
+        return Decision.RESUME if arrival is Arrival.RETRY else Decision.NEW
     if record.state is DedupeState.DONE:
         return Decision.DUPLICATE
-    return Decision.RESUME
+    if record.state is DedupeState.RETRYING:
+        return Decision.RESUME if arrival is Arrival.RETRY else Decision.DUPLICATE
+    # dead-lettered: only an operator's redrive brings it back
+    return Decision.RESUME if arrival is Arrival.REDRIVE else Decision.DUPLICATE

@@ -1,4 +1,5 @@
-"""What an authentic request is about: its event id, type and entity id."""
+"""What an authentic request is about: its event id, type and entity id, where each
+scheme's provider puts them, and the handshakes a sender expects answered."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from jsonpointer import JsonPointerException, resolve_pointer
 
 from hookstream.config import SourceSettings
+from hookstream.core.signatures import header_family, hmac_scheme
 from hookstream.errors import HookstreamError
 
 _MISSING = object()
@@ -34,22 +36,95 @@ class EventFacts:
 
 @dataclass(frozen=True, slots=True)
 class Locators:
-    """Where a scheme finds each fact by default (None: derived, see describe_event)."""
+    """Where a scheme finds each fact by default, first match wins; an empty event_id
+    means the id is derived (sha256 of the body), an empty entity_id means the event id."""
 
-    event_id: str | None
-    event_type: str | None
-    entity_id: str | None = None
+    event_id: tuple[str, ...]
+    event_type: tuple[str, ...]
+    entity_id: tuple[str, ...] = ()
 
 
 DEFAULT_LOCATORS: dict[str, Locators] = {
-    "standard": Locators(event_id="header:webhook-id", event_type="/type"),
-    "hmac": Locators(event_id=None, event_type=None),
+    # Stripe: the Event object; the customer is the entity where there is one,
+    # else the object itself (customer.* events carry the customer as the object).
+    "stripe": Locators(
+        event_id=("/id",),
+        event_type=("/type",),
+        entity_id=("/data/object/customer", "/data/object/id"),
+    ),
+    # GitHub: the delivery GUID (kept on redelivery) and the event name are headers.
+    "github": Locators(
+        event_id=("header:X-GitHub-Delivery",),
+        event_type=("header:X-GitHub-Event",),
+        entity_id=("/repository/full_name", "/organization/login"),
+    ),
+    # Shopify: X-Shopify-Event-Id marks duplicates; older deliveries only carry the
+    # per-delivery X-Shopify-Webhook-Id, which is also kept across retries.
+    "shopify": Locators(
+        event_id=("header:X-Shopify-Event-Id", "header:X-Shopify-Webhook-Id"),
+        event_type=("header:X-Shopify-Topic",),
+        entity_id=("/admin_graphql_api_id", "/id", "header:X-Shopify-Shop-Domain"),
+    ),
+    # Slack Events API: the event_callback envelope.
+    "slack": Locators(
+        event_id=("/event_id",),
+        event_type=("/event/type", "/type"),
+        entity_id=("/team_id", "/enterprise_id"),
+    ),
+    "standard": Locators(event_id=("header:webhook-id",), event_type=("/type",)),
+    "hmac": Locators(event_id=(), event_type=()),
+}
+_SVIX = Locators(event_id=("header:svix-id",), event_type=("/type",))
+
+# Headers kept in the envelope: what re-verifying the event, or replaying it exactly
+# as the sender sent it, needs. The generic hmac scheme adds its configured headers.
+SIGNATURE_HEADERS: dict[str, tuple[str, ...]] = {
+    "stripe": ("Stripe-Signature",),
+    "github": ("X-Hub-Signature-256", "X-GitHub-Delivery", "X-GitHub-Event", "X-GitHub-Hook-ID"),
+    "shopify": (
+        "X-Shopify-Hmac-Sha256",
+        "X-Shopify-Event-Id",
+        "X-Shopify-Webhook-Id",
+        "X-Shopify-Topic",
+        "X-Shopify-Shop-Domain",
+        "X-Shopify-Triggered-At",
+        "X-Shopify-API-Version",
+    ),
+    "slack": (
+        "X-Slack-Signature",
+        "X-Slack-Request-Timestamp",
+        "X-Slack-Retry-Num",
+        "X-Slack-Retry-Reason",
+    ),
+    "standard": (
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "svix-id",
+        "svix-timestamp",
+        "svix-signature",
+    ),
+    "hmac": (),
 }
 
-# Headers worth keeping in the envelope: they carry what re-verification needs.
-SIGNATURE_HEADERS: dict[str, tuple[str, ...]] = {
-    "standard": ("webhook-id", "webhook-timestamp", "webhook-signature", "svix-id", "svix-timestamp", "svix-signature"),
-}
+
+def default_locators(scheme: str, headers: Mapping[str, str]) -> Locators:
+    """The scheme's defaults; Svix senders name the id ``svix-id`` (as the verifier reads it)."""
+    if scheme == "standard" and header_family(headers) == "svix":
+        return _SVIX
+    return DEFAULT_LOCATORS.get(scheme, Locators((), ()))
+
+
+def _text(value: Any) -> str | None:
+    """A located value as text: scalars only, non-empty, encodable as UTF-8."""
+    if value is None or isinstance(value, dict | list | bool):
+        return None
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, from a \\ud800 escape or a raw header byte
+        return None
+    return text or None
 
 
 class _Body:
@@ -58,70 +133,103 @@ class _Body:
     def __init__(self, raw: bytes) -> None:
         self._raw = raw
         self._doc: Any = _MISSING
+        self._bad = False
 
     def get(self, pointer: str) -> Any:
         if self._doc is _MISSING:
             try:
                 self._doc = json.loads(self._raw)
-            except (ValueError, UnicodeDecodeError):
-                raise UnusableEvent("malformed_json", "the body must be JSON to read " + pointer) from None
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                self._doc = None
+                self._bad = True
+        if self._bad:
+            raise UnusableEvent("malformed_json", "the body must be JSON to read " + pointer)
         try:
             return resolve_pointer(self._doc, pointer, None)
-        except JsonPointerException:
+        except (JsonPointerException, TypeError, ValueError):
             return None
 
 
 def _locate(locator: str, headers: Mapping[str, str], body: _Body) -> str | None:
     if locator.startswith("header:"):
-        value: Any = headers.get(locator.removeprefix("header:"))
-    else:
-        value = body.get(locator)
-    if value is None or isinstance(value, dict | list) or value == "":
-        return None
-    return str(value) if not isinstance(value, bool) else None
+        return _text(headers.get(locator.removeprefix("header:")))
+    return _text(body.get(locator))
 
 
-def signature_headers(source: SourceSettings, headers: Mapping[str, str]) -> dict[str, str]:
-    """The request headers that re-verifying or replaying the event needs."""
-    names: list[str] = list(SIGNATURE_HEADERS.get(source.scheme, ()))
-    for extra in (source.header, source.timestamp_header):
-        if extra:
-            names.append(extra)
-    for locator in (source.event_id, source.event_type, source.entity_id):
-        if locator and locator.startswith("header:"):
-            names.append(locator.removeprefix("header:"))
-    return {name.lower(): headers[name] for name in names if name in headers}
+def _first(locators: tuple[str, ...], headers: Mapping[str, str], body: _Body) -> str | None:
+    """The first locator that finds a value; a body that is not JSON finds nothing."""
+    for locator in locators:
+        try:
+            found = _locate(locator, headers, body)
+        except UnusableEvent:
+            continue
+        if found is not None:
+            return found
+    return None
 
 
 def describe_event(source: SourceSettings, headers: Mapping[str, str], body: bytes) -> EventFacts:
     """Event id, type and entity id of an authentic request; UnusableEvent if no id."""
-    defaults = DEFAULT_LOCATORS.get(source.scheme, Locators(None, None))
+    defaults = default_locators(source.scheme, headers)
     doc = _Body(body)
-    if source.scheme == "standard" and "webhook-id" not in headers:
-        defaults = Locators(event_id="header:svix-id", event_type=defaults.event_type)
-    id_locator = source.event_id or defaults.event_id
-    if id_locator is None:
+    id_locators = (source.event_id,) if source.event_id else defaults.event_id
+    if not id_locators:
         event_id = hashlib.sha256(body).hexdigest()
     else:
-        found = _locate(id_locator, headers, doc)
+        found = _first(id_locators, headers, doc)
         if found is None:
-            raise UnusableEvent("missing_event_id", f"no event id at {id_locator}")
+            _raise_if_not_json(doc, id_locators)
+            raise UnusableEvent("missing_event_id", "no event id at " + " or ".join(id_locators))
         event_id = found
     event_type = _optional(source.event_type, defaults.event_type, headers, doc)
     entity_id = _optional(source.entity_id, defaults.entity_id, headers, doc)
     return EventFacts(event_id=event_id, event_type=event_type, entity_id=entity_id or event_id)
 
 
+def _raise_if_not_json(doc: _Body, locators: tuple[str, ...]) -> None:
+    """Say `malformed_json` rather than `missing_event_id` when the body could not be read."""
+    for locator in locators:
+        if locator.startswith("/"):
+            doc.get(locator)
+
+
 def _optional(
-    configured: str | None, default: str | None, headers: Mapping[str, str], body: _Body
+    configured: str | None, defaults: tuple[str, ...], headers: Mapping[str, str], body: _Body
 ) -> str | None:
     """A fact that may be absent; only a configured pointer insists on a JSON body."""
-    locator = configured or default
-    if locator is None:
+    if configured:
+        return _locate(configured, headers, body)
+    return _first(defaults, headers, body)
+
+
+def signature_headers(source: SourceSettings, headers: Mapping[str, str]) -> dict[str, str]:
+    """The request headers that re-verifying or replaying the event needs."""
+    names: list[str] = list(SIGNATURE_HEADERS.get(source.scheme, ()))
+    if source.scheme == "hmac":
+        scheme = hmac_scheme(source)
+        names += [scheme.header] + ([scheme.timestamp_header] if scheme.timestamp_header else [])
+    defaults = default_locators(source.scheme, headers)
+    configured = (source.event_id, source.event_type, source.entity_id)
+    for locator in (*configured, *defaults.event_id, *defaults.event_type, *defaults.entity_id):
+        if locator and locator.startswith("header:"):
+            names.append(locator.removeprefix("header:"))
+    kept: dict[str, str] = {}
+    for name in names:
+        value = _text(headers.get(name))
+        if value is not None:
+            kept[name.lower()] = value
+    return kept
+
+
+def handshake_challenge(source: SourceSettings, body: bytes) -> str | None:
+    """Slack's ``url_verification``: the challenge to echo back, else None."""
+    if source.scheme != "slack" or b"url_verification" not in body:
         return None
     try:
-        return _locate(locator, headers, body)
-    except UnusableEvent:
-        if configured:
-            raise
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
+    if not isinstance(doc, dict) or doc.get("type") != "url_verification":
+        return None
+    challenge = doc.get("challenge")
+    return _text(challenge) if isinstance(challenge, str) else None

@@ -70,9 +70,10 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 
 
 def overall(results: Sequence[AttemptResult]) -> Verdict:
-    """One event's verdict from its destinations': any retryable failure means retry."""
-    if any(r.verdict is Verdict.RETRYABLE for r in results):
-        return Verdict.RETRYABLE
+    """One event's verdict from its destinations': a permanent failure sends it to the
+    DLQ at once (a redrive later retries every destination still owed)."""
     if any(r.verdict is Verdict.PERMANENT for r in results):
         return Verdict.PERMANENT
+    if any(r.verdict is Verdict.RETRYABLE for r in results):
+        return Verdict.RETRYABLE
     return Verdict.DELIVERED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ class Delivery:
     event_id: str
     body: bytes
     headers: dict[str, str]
+    received_at: float = 0.0
 
 
 @dataclass
@@ -29,9 +31,15 @@ class Sink:
     url: str
     received: list[Delivery] = field(default_factory=list)
     answer: Callable[[Delivery, int], int] = lambda delivery, attempt: 204
+    retry_after: dict[str, str] = field(default_factory=dict)  # event id -> Retry-After header
 
     def ids(self) -> list[str]:
         return [d.event_id for d in self.received]
+
+    async def wait_for_total(self, count: int, timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.received) < count:
+                await asyncio.sleep(0.1)
 
     async def wait_for(self, count: int, timeout: float) -> None:
         async with asyncio.timeout(timeout):
@@ -47,13 +55,20 @@ async def sink(unused_tcp_port_factory: Callable[[], int]) -> AsyncIterator[Sink
 
     async def receive(request: web.Request) -> web.Response:
         delivery = Delivery(
-            request.headers.get("webhook-id", ""), await request.read(), dict(request.headers)
+            request.headers.get("webhook-id", ""),
+            await request.read(),
+            dict(request.headers),
+            time.monotonic(),
         )
         attempts[delivery.event_id] = attempts.get(delivery.event_id, 0) + 1
         status = state.answer(delivery, attempts[delivery.event_id])
         if 200 <= status < 300:
             state.received.append(delivery)
-        return web.Response(status=status)
+            return web.Response(status=status)
+        headers = {}
+        if delivery.event_id in state.retry_after and attempts[delivery.event_id] == 1:
+            headers["Retry-After"] = state.retry_after[delivery.event_id]
+        return web.Response(status=status, headers=headers)
 
     app = web.Application()
     app.router.add_post("/hooks", receive)

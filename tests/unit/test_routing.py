@@ -57,11 +57,12 @@ def test_retry_after_seconds_and_http_date() -> None:
     assert parse_retry_after(None, now=0) is None
 
 
-def test_overall_verdict_prefers_retry_over_permanent() -> None:
+def test_overall_verdict_prefers_permanent_over_retry() -> None:
     ok = AttemptResult("a", Verdict.DELIVERED)
     retry = AttemptResult("b", Verdict.RETRYABLE, "HTTP 503")
     gone = AttemptResult("c", Verdict.PERMANENT, "HTTP 400")
     assert overall([ok]) is Verdict.DELIVERED
     assert overall([]) is Verdict.DELIVERED
     assert overall([ok, gone]) is Verdict.PERMANENT
-    assert overall([gone, retry]) is Verdict.RETRYABLE
+    assert overall([gone, retry]) is Verdict.PERMANENT
+    assert overall([ok, retry]) is Verdict.RETRYABLE

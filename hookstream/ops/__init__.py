@@ -1,0 +1,1 @@
+"""Operator tools: the DLQ, the audit trail, replay by consumer offsets."""

@@ -1,0 +1,65 @@
+"""The audit trail of one event, read back from the audit topic."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from hookstream.config import Settings
+from hookstream.core.dedupe import dedupe_key
+from hookstream.ops.scan import scan
+from hookstream.topics import audit_topic
+
+# The state an event is in after each kind of audit step.
+STATE_AFTER = {
+    "received": "processing",
+    "attempt": "processing",
+    "retry_scheduled": "retrying",
+    "delivered": "delivered",
+    "dead_lettered": "dead_lettered",
+}
+
+
+def event_history(
+    settings: Settings, event_id: str, source: str | None = None
+) -> list[dict[str, Any]]:
+    """Every audit step of `event_id` (of any source unless one is given), oldest first."""
+    keys = None if source is None else {dedupe_key(source, event_id).encode()}
+    steps = []
+    for record in scan(settings, audit_topic(settings)):
+        if keys is not None and record.key not in keys:
+            continue
+        if record.value is None:
+            continue
+        try:
+            step = json.loads(record.value)
+        except ValueError:
+            continue
+        if step.get("event_id") == event_id and (source is None or step.get("source") == source):
+            steps.append(step)
+    return sorted(steps, key=lambda s: float(s.get("at", 0)))
+
+
+def summarize(event_id: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The `events show` object: state, attempts, trace id and the history."""
+    state = "accepted"
+    attempts = 0
+    trace_id = None
+    for step in steps:
+        state = STATE_AFTER.get(step["kind"], state)
+        attempts = max(attempts, int(step.get("attempt", step.get("attempts", 0)) or 0))
+        trace_id = trace_id or step.get("trace_id")
+    sources = sorted({s["source"] for s in steps})
+    return {
+        "event_id": event_id,
+        "source": sources[0] if len(sources) == 1 else sources,
+        "state": state,
+        "attempts": attempts,
+        "trace_id": trace_id,
+        "history": [{**s, "at": _iso(s.get("at"))} for s in steps],
+    }
+
+
+def _iso(at: Any) -> str | None:
+    return None if at is None else datetime.fromtimestamp(float(at), UTC).isoformat()

@@ -1,0 +1,232 @@
+"""Fuzz the running ingress from its OpenAPI description (schemathesis).
+
+The real aiohttp app serves on a loopback port with a real producer on the real
+broker. Schemathesis generates well over 10,000 requests: schema-conforming ones,
+schema-violating ones, and schema-conforming ones that are then signed correctly
+(so the event extraction behind the signature check is fuzzed too). The ingress must
+never answer 5xx nor crash, every answer must match the description, and the events
+topic must hold exactly one record per 202: nothing for any rejected request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from aiohttp import web
+from confluent_kafka import Consumer, TopicPartition
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from hookstream.config import Settings
+from hookstream.core.signatures import sign_request
+from ingress.app import create_app
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+SPEC = Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
+SOURCES: dict[str, dict[str, Any]] = {
+    "stripe": {"scheme": "stripe", "secrets": ["whsec_fuzz_stripe"]},
+    "github": {"scheme": "github", "secrets": ["fuzz-github"]},
+    "shopify": {"scheme": "shopify", "secrets": ["fuzz-shopify"]},
+    "slack": {"scheme": "slack", "secrets": ["fuzz-slack"]},
+    "std": {"scheme": "standard", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]},
+    "partner": {
+        "scheme": "hmac",
+        "secrets": ["fuzz-partner"],
+        "header": "X-Signature",
+        "prefix": "sha256=",
+        "event_id": "header:X-Event-Id",
+        "entity_id": "/data/object/customer",
+    },
+}
+# Requests per phase; hypothesis may stop a phase early when it runs out of new inputs.
+PLAN = {"unsigned": 3500, "negative": 2000, "signed": 4500, "all_operations": 600}
+MIN_REQUESTS = 10_000
+BUDGET_SECONDS = 170.0
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+FUZZ_SETTINGS = settings(
+    deadline=None,
+    database=None,
+    derandomize=False,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+    report_multiple_bugs=False,
+)
+
+
+class IngressThread:
+    """The real ingress app on its own event loop in a thread, as `hookstream ingress` runs it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.runner: web.AppRunner | None = None
+        self.base = ""
+        self.thread = threading.Thread(target=self.loop.run_forever, name="ingress", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self.loop).result(timeout=30)
+
+    async def _start(self) -> None:
+        self.runner = web.AppRunner(create_app(self.settings), access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        port = self.runner.addresses[0][1]
+        self.base = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        assert self.runner is not None
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(timeout=30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+    def alive(self) -> bool:
+        return self.thread.is_alive() and self.loop.is_running()
+
+
+@pytest.fixture
+def ingress(make_settings: Callable[..., tuple[Settings, Path]]) -> Iterator[IngressThread]:
+    settings, _ = make_settings(sources=SOURCES, ingress={"max_body_bytes": 65_536})
+    server = IngressThread(settings)
+    server.start()
+    yield server
+    server.stop()
+
+
+def records_in(settings: Settings) -> int:
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "fuzz-probe"}
+    )
+    try:
+        total = 0
+        for partition in range(settings.topics.partitions):
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(settings.topics.events, partition), timeout=10
+            )
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+def test_fuzzed_requests_never_5xx_and_rejected_ones_produce_nothing(
+    ingress: IngressThread,
+) -> None:
+    schema = schemathesis.openapi.from_path(SPEC)
+    webhook = schema["/webhooks/{source}"]["POST"]
+    names = sorted(SOURCES)
+    session = requests.Session()
+    answers: Counter[int] = Counter()
+    reasons: Counter[str] = Counter()
+    ids = count()
+    deadline = time.monotonic() + BUDGET_SECONDS
+
+    def record(case: schemathesis.Case, answer: requests.Response | schemathesis.Response) -> None:
+        response = schemathesis.Response.from_any(answer)
+        answers[response.status_code] += 1
+        content_type = (response.headers.get("content-type") or [""])[0]
+        if content_type.startswith("application/problem+json"):
+            reasons[f"{response.status_code} {response.json().get('reason')}"] += 1
+        case.validate_response(response, checks=CHECKS)
+
+    def send(case: schemathesis.Case) -> None:
+        if time.monotonic() > deadline:
+            return
+        record(case, case.call(base_url=ingress.base, session=session, timeout=10))
+
+    def send_signed(case: schemathesis.Case) -> None:
+        """Send the generated request with the signature its source's provider would add."""
+        if time.monotonic() > deadline:
+            return
+        kwargs = case.as_transport_kwargs(base_url=ingress.base)
+        headers = dict(kwargs.pop("headers", None) or {})
+        if "json" in kwargs:
+            body = json.dumps(kwargs.pop("json")).encode()
+            headers["Content-Type"] = "application/json"
+        else:
+            data = kwargs.pop("data", None) or b""
+            body = data.encode() if isinstance(data, str) else bytes(data)
+        source = case.path_parameters["source"] if case.path_parameters else ""
+        event_id = f"fuzz-{next(ids) // 2}"  # every id twice: the second is a replay
+        headers.update(
+            sign_request(ingress.settings.sources[source], body, event_id, time.time(), "t")
+        )
+        if source == "partner":
+            headers["X-Event-Id"] = event_id
+        response = session.request(data=body, headers=headers, timeout=10, **kwargs)
+        record(case, response)
+
+    per_source = st.one_of(
+        *(webhook.as_strategy(path_parameters={"source": name}) for name in names),
+        webhook.as_strategy(),  # any source name at all: mostly 404
+    )
+
+    @settings(FUZZ_SETTINGS, max_examples=PLAN["unsigned"])
+    @given(case=per_source)
+    def unsigned(case: schemathesis.Case) -> None:
+        send(case)
+
+    @settings(FUZZ_SETTINGS, max_examples=PLAN["negative"])
+    @given(case=webhook.as_strategy(GenerationMode.NEGATIVE))
+    def negative(case: schemathesis.Case) -> None:
+        send(case)
+
+    @settings(FUZZ_SETTINGS, max_examples=PLAN["signed"])
+    @given(case=st.one_of(*(webhook.as_strategy(path_parameters={"source": n}) for n in names)))
+    def signed(case: schemathesis.Case) -> None:
+        send_signed(case)
+
+    @settings(FUZZ_SETTINGS, max_examples=PLAN["all_operations"])
+    @given(case=schema.as_strategy())
+    def all_operations(case: schemathesis.Case) -> None:
+        send(case)
+
+    started = time.monotonic()
+    for phase in (unsigned, negative, signed, all_operations):
+        phase()
+        assert ingress.alive(), f"the ingress died during {phase.__name__}"
+    elapsed = time.monotonic() - started
+    total = sum(answers.values())
+    summary = (
+        f"{total} requests in {elapsed:.0f}s; answers {dict(answers)}; reasons {dict(reasons)}"
+    )
+    print(summary)
+
+    assert total >= MIN_REQUESTS, summary
+    assert not [code for code in answers if code >= 500], summary
+    # The fuzzing reached every kind of answer the signature path can give.
+    assert answers[202] > 100, summary
+    assert answers[200] > 0, summary
+    assert {400, 401, 404} <= set(answers), summary
+    assert {"401 missing_signature", "400 malformed_json"} <= set(reasons), summary
+    # One record per 202, nothing for any 200 (replay, handshake) or 4xx.
+    assert records_in(ingress.settings) == answers[202], summary
+    with requests.get(f"{ingress.base}/healthz", timeout=5) as response:
+        assert response.status_code == 200

@@ -1,0 +1,181 @@
+"""Event id, type and entity id where each provider documents them; Slack's handshake."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from multidict import CIMultiDict
+
+from hookstream.config import SourceSettings
+from hookstream.core.events import (
+    UnusableEvent,
+    describe_event,
+    handshake_challenge,
+    signature_headers,
+)
+
+
+def source(scheme: str, **extra: str) -> SourceSettings:
+    config: dict[str, str] = {"header": "X-Sig"} if scheme == "hmac" else {}
+    return SourceSettings(
+        scheme=scheme, secrets=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], **{**config, **extra}
+    )
+
+
+def facts(
+    scheme: str, headers: dict[str, str], body: object, **extra: str
+) -> tuple[str, str | None, str]:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    found = describe_event(source(scheme, **extra), CIMultiDict(headers), raw)
+    return found.event_id, found.event_type, found.entity_id
+
+
+def test_stripe_event_object() -> None:
+    invoice = {
+        "id": "evt_1",
+        "type": "invoice.paid",
+        "data": {"object": {"id": "in_1", "customer": "cus_9"}},
+    }
+    assert facts("stripe", {}, invoice) == ("evt_1", "invoice.paid", "cus_9")
+    created = {
+        "id": "evt_2",
+        "type": "customer.created",
+        "data": {"object": {"id": "cus_9", "customer": None}},
+    }
+    assert facts("stripe", {}, created) == ("evt_2", "customer.created", "cus_9")
+
+
+def test_github_delivery_headers_and_repository() -> None:
+    headers = {
+        "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        "X-GitHub-Event": "issues",
+    }
+    body = {"action": "opened", "repository": {"full_name": "octo/hello"}}
+    assert facts("github", headers, body) == (
+        "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        "issues",
+        "octo/hello",
+    )
+    org_only = {"organization": {"login": "octo"}}
+    assert facts("github", headers, org_only)[2] == "octo"
+
+
+def test_shopify_headers_and_resource() -> None:
+    headers = {
+        "X-Shopify-Event-Id": "98880550-7158-44d4-b7cd-2c97c8a091b5",
+        "X-Shopify-Webhook-Id": "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Shop-Domain": "shop.myshopify.com",
+    }
+    order = {
+        "id": 820982911946154508,
+        "admin_graphql_api_id": "gid://shopify/Order/820982911946154508",
+    }
+    assert facts("shopify", headers, order) == (
+        "98880550-7158-44d4-b7cd-2c97c8a091b5",
+        "orders/create",
+        "gid://shopify/Order/820982911946154508",
+    )
+    older = {k: v for k, v in headers.items() if k != "X-Shopify-Event-Id"}
+    assert facts("shopify", older, {})[0] == "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
+    assert facts("shopify", older, {})[2] == "shop.myshopify.com"
+
+
+def test_slack_event_callback() -> None:
+    body = {
+        "type": "event_callback",
+        "event_id": "Ev08MFMKH6",
+        "team_id": "T0001",
+        "event": {"type": "app_mention", "channel": "C1"},
+    }
+    assert facts("slack", {}, body) == ("Ev08MFMKH6", "app_mention", "T0001")
+    assert (
+        facts("slack", {}, {"event_id": "Ev1", "type": "app_rate_limited"})[1] == "app_rate_limited"
+    )
+
+
+def test_standard_and_svix_ids() -> None:
+    body = {"type": "user.created", "data": {}}
+    assert facts("standard", {"webhook-id": "msg_1", "webhook-signature": "v1,x"}, body)[:2] == (
+        "msg_1",
+        "user.created",
+    )
+    assert facts("standard", {"svix-id": "msg_2", "svix-signature": "v1,x"}, body)[0] == "msg_2"
+    # The id is read from the header family that was verified, not from a stray one.
+    mixed = {"svix-id": "msg_2", "svix-signature": "v1,x", "webhook-id": "unsigned"}
+    assert facts("standard", mixed, body)[0] == "msg_2"
+
+
+def test_hmac_default_id_is_the_body_hash() -> None:
+    event_id, event_type, entity = facts("hmac", {}, b"anything")
+    assert len(event_id) == 64
+    assert event_type is None
+    assert entity == event_id
+
+
+def test_configured_locators_override_defaults() -> None:
+    body = {"id": "evt_1", "type": "t", "data": {"object": {"customer": "cus_1"}}, "acct": "a_1"}
+    assert facts("stripe", {}, body, entity_id="/acct") == ("evt_1", "t", "a_1")
+
+
+def test_missing_id_and_malformed_json_are_unusable() -> None:
+    with pytest.raises(UnusableEvent) as caught:
+        facts("stripe", {}, {"type": "x"})
+    assert caught.value.reason == "missing_event_id"
+    with pytest.raises(UnusableEvent) as caught:
+        facts("stripe", {}, b"not json")
+    assert caught.value.reason == "malformed_json"
+    with pytest.raises(UnusableEvent) as caught:
+        facts("stripe", {}, b"[" * 100_000)  # deeper than the JSON parser recurses
+    assert caught.value.reason == "malformed_json"
+    with pytest.raises(UnusableEvent) as caught:
+        facts("github", {}, {})
+    assert caught.value.reason == "missing_event_id"
+
+
+def test_ids_that_cannot_be_utf8_are_not_ids() -> None:
+    with pytest.raises(UnusableEvent):
+        facts("stripe", {}, b'{"id": "\\ud800"}')
+    with pytest.raises(UnusableEvent):
+        facts("github", {"X-GitHub-Delivery": "\udcff"}, {})
+
+
+def test_slack_url_verification_challenge() -> None:
+    slack = source("slack")
+    body = json.dumps(
+        {
+            "token": "t",
+            "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+            "type": "url_verification",
+        }
+    ).encode()
+    assert (
+        handshake_challenge(slack, body) == "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    )
+    assert handshake_challenge(source("standard"), body) is None
+    assert handshake_challenge(slack, b'{"type": "event_callback", "event_id": "Ev1"}') is None
+    assert handshake_challenge(slack, b'{"type": "url_verification"}') is None
+
+
+def test_signature_headers_keep_what_reverification_needs() -> None:
+    headers = CIMultiDict(
+        {
+            "X-Hub-Signature-256": "sha256=00",
+            "X-GitHub-Delivery": "d",
+            "X-GitHub-Event": "push",
+            "Cookie": "nope",
+            "Authorization": "nope",
+        }
+    )
+    kept = signature_headers(source("github"), headers)
+    assert kept == {
+        "x-hub-signature-256": "sha256=00",
+        "x-github-delivery": "d",
+        "x-github-event": "push",
+    }
+    partner = source("hmac", timestamp_header="X-Ts", event_id="header:X-Id")
+    kept = signature_headers(
+        partner, CIMultiDict({"X-Sig": "s", "X-Ts": "1", "X-Id": "i", "X-Other": "o"})
+    )
+    assert kept == {"x-sig": "s", "x-ts": "1", "x-id": "i"}
