@@ -10,6 +10,7 @@ reach the end of the topic. Modes run in the same script run, so compare the rat
 from __future__ import annotations
 
 import argparse
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,12 @@ from hookstream.config import load_settings  # noqa: E402
 from schemas import Envelope, encode_envelope  # noqa: E402
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def config_for(bootstrap: str, data_dir: Path, guarantee: str) -> dict[str, object]:
     tag = uuid.uuid4().hex[:8]
     return {
@@ -38,7 +45,7 @@ def config_for(bootstrap: str, data_dir: Path, guarantee: str) -> dict[str, obje
         "topics": {"events": f"bench.{tag}.events", "partitions": 6},
         "worker": {
             "group_id": f"bench-{tag}",
-            "port": 0,
+            "port": free_port(),
             "host": "127.0.0.1",
             "standby_replicas": 0,
         },
@@ -79,6 +86,7 @@ def committed_total(admin: AdminClient, group: str, topic: str, partitions: int)
 
 
 def drain(settings, config: Path, events: int) -> float:
+    log = (config.parent / f"{config.stem}.log").open("wb")
     admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
     worker = subprocess.Popen(
         [
@@ -91,14 +99,16 @@ def drain(settings, config: Path, events: int) -> float:
             "--log-level",
             "warning",
         ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         cwd=ROOT,
     )
     try:
         started = None
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise RuntimeError(f"the worker exited with {worker.returncode}; see {log.name}")
             done = committed_total(admin, settings.worker.group_id, settings.topics.events, 6)
             if started is None and done > 0:
                 started = (time.monotonic(), done)
@@ -126,7 +136,8 @@ def main() -> None:
     broker = LocalKafka(ROOT / ".hookstream" / "kafka")
     broker.start()
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    tmp = tempfile.mkdtemp(prefix="hookstream-bench-")  # kept: the worker logs are there
+    if True:
         for mode in args.modes.split(","):
             path = Path(tmp) / f"{mode}.yaml"
             path.write_text(yaml.safe_dump(config_for(broker.bootstrap, Path(tmp) / mode, mode)))

@@ -435,7 +435,15 @@ def dlq_redrive(
             f"{'would redrive' if dry_run else 'redrive'} {e.source}/{e.event_id} ({e.position})"
         )
     if not dry_run and entries:
+        from hookstream.telemetry import setup_tracing
+
+        setup_tracing("hookstream-cli", os.environ)  # the redrive span joins the event's trace
         click.echo(f"redriven: {redrive(settings, entries)}")
+        from opentelemetry import trace
+
+        provider = trace.get_tracer_provider()
+        if hasattr(provider, "shutdown"):
+            provider.shutdown()  # flush the span before the process exits
     if missing:
         sys.exit(1)
 

@@ -192,6 +192,8 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM."""
     from faust.worker import Worker
 
+    faust_credentials(settings.kafka.client)  # a config error names its key before any I/O
+    (Path(settings.data_dir) / "worker").mkdir(parents=True, exist_ok=True)
     app = create_worker_app(settings, read_reprocess_ranges(settings))
     worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -11,6 +11,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,8 @@ from schemas import Envelope, EnvelopeError, decode_envelope
 from streams.delivery import Deliverer
 
 log = structlog.get_logger("hookstream.worker")
+# The audit steps of the event this task is processing (each agent runs in its own task).
+_AUDIT_STEPS: ContextVar[list[dict[str, Any]] | None] = ContextVar("audit_steps", default=None)
 tracer = trace.get_tracer("hookstream.streams")
 
 
@@ -128,6 +131,10 @@ class EventProcessor:
             await self._dead_letter_raw(record, f"poison: {exc}")
             return
         structlog.contextvars.bind_contextvars(event_id=envelope.event_id, source=envelope.source)
+        # One audit record per processing round, not one per step: audit writes are the
+        # worker's second-largest cost after the dedupe table's changelog.
+        steps: list[dict[str, Any]] = []
+        token = _AUDIT_STEPS.set(steps)
         try:
             span = trace.get_current_span()
             span.set_attribute("messaging.message.id", envelope.event_id)
@@ -135,7 +142,10 @@ class EventProcessor:
             await self._wait_until(state.not_before)
             await self._handle(record, envelope, state)
         finally:
+            _AUDIT_STEPS.reset(token)
             structlog.contextvars.unbind_contextvars("event_id", "source")
+        if steps:
+            await self._flush_audit(envelope, steps)
 
     async def _handle(self, record: Incoming, envelope: Envelope, state: RetryState) -> None:
         arrival = self._arrival(record, state)
@@ -291,14 +301,18 @@ class EventProcessor:
         ).inc()
 
     async def _audit_step(self, envelope: Envelope, kind: str, **details: Any) -> None:
+        """Note one step of the event's history; `_flush_audit` writes them as one record."""
+        steps = _AUDIT_STEPS.get()
+        if steps is not None:
+            steps.append({"kind": kind, "at": self._clock(), **details})
+
+    async def _flush_audit(self, envelope: Envelope, steps: list[dict[str, Any]]) -> None:
         span = trace.get_current_span().get_span_context()
         entry = {
             "event_id": envelope.event_id,
             "source": envelope.source,
-            "kind": kind,
-            "at": self._clock(),
             "trace_id": format(span.trace_id, "032x") if span.is_valid else None,
-            **details,
+            "steps": steps,
         }
         key = dedupe_key(envelope.source, envelope.event_id).encode()
         await self._publisher.emit(

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from hookstream.admin import create_topics
+from hookstream.admin import client_config, create_topics
 from hookstream.broker import LocalKafka
 from hookstream.broker.local import answers_metadata
 from hookstream.config import Settings, load_settings
@@ -159,7 +159,7 @@ def wait_for_group(settings: Settings, timeout: float, process: subprocess.Popen
     from confluent_kafka import ConsumerGroupState
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
+    admin = AdminClient(client_config(settings))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

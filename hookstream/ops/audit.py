@@ -33,11 +33,15 @@ def event_history(
         if record.value is None:
             continue
         try:
-            step = json.loads(record.value)
+            entry = json.loads(record.value)
         except ValueError:
             continue
-        if step.get("event_id") == event_id and (source is None or step.get("source") == source):
-            steps.append(step)
+        if entry.get("event_id") != event_id or (
+            source is not None and entry.get("source") != source
+        ):
+            continue
+        common = {k: entry.get(k) for k in ("event_id", "source", "trace_id")}
+        steps += [{**common, **step} for step in entry.get("steps", [])]
     return sorted(steps, key=lambda s: float(s.get("at", 0)))
 
 
