@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
@@ -69,6 +69,7 @@ def create_topics(settings: Settings, timeout: float = 30.0) -> list[TopicState]
     while any(not s.exists or s.partitions is None for s in states) and time.monotonic() < deadline:
         time.sleep(0.2)
         states = describe_topics(settings, admin=admin, timeout=timeout)
+    _wait_for_leaders(settings, [s.spec for s in states if s.spec.name in created], deadline)
     mismatched = [s for s in states if s.partitions != s.spec.partitions]
     if mismatched:
         names = ", ".join(f"{s.spec.name} has {s.partitions}" for s in mismatched)
@@ -95,3 +96,27 @@ def describe_topics(
         exists = topic is not None and topic.error is None
         states.append(TopicState(spec, exists, len(topic.partitions) if exists and topic else None))
     return states
+
+
+def _wait_for_leaders(settings: Settings, topics: list[TopicSpec], deadline: float) -> None:
+    """Return once every partition of the new topics answers offset requests: a topic is
+    in the metadata before its partition leaders serve, and clients need them to."""
+    if not topics:
+        return
+    consumer = Consumer(
+        client_config(settings, **{"group.id": "hookstream-admin", "enable.auto.commit": False})
+    )
+    try:
+        pending = [TopicPartition(spec.name, p) for spec in topics for p in range(spec.partitions)]
+        while pending and time.monotonic() < deadline:
+            waiting = []
+            for tp in pending:
+                try:
+                    consumer.get_watermark_offsets(tp, timeout=2)
+                except KafkaException:
+                    waiting.append(tp)
+            pending = waiting
+            if pending:
+                time.sleep(0.2)
+    finally:
+        consumer.close()

@@ -36,6 +36,9 @@ class _Section(BaseModel):
 class KafkaSettings(_Section):
     bootstrap_servers: str = "localhost:9092"
     client: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    # client settings read from environment variables (e.g. sasl.password from a
+    # Kubernetes Secret): {librdkafka key: VARIABLE}; resolved into `client` at load.
+    client_env: dict[str, str] = Field(default_factory=dict)
 
 
 class TopicSettings(_Section):
@@ -218,9 +221,20 @@ def _read_yaml(file: Path) -> dict[str, Any]:
 
 
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    kafka = data.get("kafka") or {}
     if env.get("KAFKA_BOOTSTRAP_SERVERS"):
-        kafka = data.setdefault("kafka", {}) or {}
         kafka["bootstrap_servers"] = env["KAFKA_BOOTSTRAP_SERVERS"]
+    client_env = kafka.get("client_env") or {}
+    if isinstance(client_env, dict) and client_env:
+        client = dict(kafka.get("client") or {})
+        for key, variable in client_env.items():
+            if str(variable) not in env:
+                raise ConfigError(
+                    f"kafka.client_env.{key}", f"environment variable {variable} is not set"
+                )
+            client[str(key)] = env[str(variable)]
+        kafka["client"] = client
+    if kafka:
         data["kafka"] = kafka
     if env.get("HOOKSTREAM_DATA_DIR"):
         data["data_dir"] = env["HOOKSTREAM_DATA_DIR"]

@@ -3,6 +3,7 @@ launcher's (started if nothing answers), or the one --kafka-bootstrap names."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from hookstream.admin import client_config, create_topics
 from hookstream.broker import LocalKafka
 from hookstream.broker.local import answers_metadata
 from hookstream.config import Settings, load_settings
+from hookstream.topics import topic_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -100,9 +102,13 @@ def write_config(config: dict[str, Any], path: Path) -> Settings:
 
 
 @pytest.fixture
-def make_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., tuple[Settings, Path]]:
-    """Build settings (unique topics, created on the broker); returns them and the config file."""
+def make_settings(
+    kafka_bootstrap: str, tmp_path: Path
+) -> Iterator[Callable[..., tuple[Settings, Path]]]:
+    """Build settings (unique topics, created on the broker); returns them and the config file.
+    The topics are deleted afterwards, so a long-lived local broker stays small."""
     counter = iter(range(1000))
+    built: list[Settings] = []
 
     def build(**sections: Any) -> tuple[Settings, Path]:
         n = next(counter)
@@ -111,9 +117,22 @@ def make_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., tuple[S
         path = tmp_path / f"hookstream{n}.yaml"
         settings = write_config(base_config(kafka_bootstrap, data, **sections), path)
         create_topics(settings)
+        built.append(settings)
         return settings, path
 
-    return build
+    yield build
+    for settings in built:
+        delete_topics(settings)
+
+
+def delete_topics(settings: Settings) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(client_config(settings))
+    names = [spec.name for spec in topic_specs(settings)]
+    for future in admin.delete_topics(names, operation_timeout=10).values():
+        with contextlib.suppress(Exception):  # already gone, or the broker was stopped
+            future.result()
 
 
 class WorkerProcess:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import random
 import time
@@ -37,7 +38,9 @@ async def post_signed(
 ) -> int:
     headers = {"Content-Type": "application/json; charset=utf-8"}
     headers.update(sign_request(settings.sources[source], body, event_id, time.time()))
-    async with session.post(f"{base}/webhooks/{source}", data=body, headers=headers) as response:
+    # Large bodies go as a stream, as aiohttp asks.
+    data = io.BytesIO(body) if len(body) > 256 * 1024 else body
+    async with session.post(f"{base}/webhooks/{source}", data=data, headers=headers) as response:
         await response.read()
         return response.status
 
@@ -182,3 +185,18 @@ async def test_stopping_the_broker_turns_202_into_503_within_the_deadline(
                 assert response.status == 503
     finally:
         broker.stop()
+
+
+async def test_a_body_at_the_size_limit_is_accepted_and_one_byte_over_is_413(
+    make_settings, ingress_url
+) -> None:
+    settings, _ = make_settings(ingress={"max_body_bytes": 1_048_576})
+    base = await ingress_url(settings)
+    filler = b"x" * (1_048_576 - 200)
+    body = b'{"id":"evt_big","data":{"customer":"c"},"pad":"' + filler + b'"}'
+    body += b" " * (1_048_576 - len(body))
+    assert len(body) == 1_048_576
+    async with aiohttp.ClientSession() as session:
+        assert await post_signed(session, base, settings, "std", "evt_big", body) == 202
+        assert await post_signed(session, base, settings, "std", "evt_bigger", body + b" ") == 413
+    assert topic_record_count(settings) == 1

@@ -173,3 +173,35 @@ async def test_poison_records_go_to_the_dlq_while_others_flow(
     assert all(e["poison"] for e in poison)
     assert len(poison) == 3
     assert any("poison" in (e["reason"] or "") for e in poison)
+
+
+async def test_exactly_once_mode_retries_and_delivers_once(
+    make_settings, worker_process, sink, ingress_url
+) -> None:
+    settings, config = make_settings(
+        processing_guarantee="exactly_once",
+        destinations={"sink": {"url": sink.url, "sources": ["std"], "timeout": "2s"}},
+    )
+    sink.answer = lambda delivery, attempt: (
+        503 if delivery.event_id.startswith("flaky") and attempt == 1 else 200
+    )
+    worker_process(settings, config)
+    base = await ingress_url(settings)
+    ids = ["flaky-eos", "ok-eos-1", "ok-eos-2"]
+    async with aiohttp.ClientSession() as session:
+        for event_id in ids:
+            assert (
+                await post_signed(
+                    session, base, settings, "std", event_id, event_body(event_id, "c", 0)
+                )
+                == 202
+            )
+    await sink.wait_for(3, timeout=60)
+    await asyncio.sleep(2)
+    assert sorted(sink.ids()) == sorted(ids)
+    trail = await eventually(
+        lambda: (lambda t: t["state"] == "delivered" and t)(
+            cli_json(config, "events", "show", "flaky-eos")
+        )
+    )
+    assert [s["kind"] for s in trail["history"]].count("attempt") == 2

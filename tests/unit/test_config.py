@@ -90,3 +90,16 @@ def test_secret_with_not_after_is_parsed(tmp_path: Path) -> None:
     secrets = load_settings(path, environ={}).sources["s"].secrets
     assert secrets[0].not_after is None
     assert secrets[1].not_after == 1893456000.0
+
+
+def test_kafka_client_settings_can_come_from_the_environment(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "kafka: {client: {security.protocol: SASL_SSL, sasl.username: svc},"
+        " client_env: {sasl.password: KAFKA_PASSWORD}}",
+    )
+    settings = load_settings(path, environ={"KAFKA_PASSWORD": "pw-from-secret"})
+    assert settings.kafka.client["sasl.password"] == "pw-from-secret"
+    assert settings.kafka.client["sasl.username"] == "svc"
+    with pytest.raises(ConfigError, match=r"kafka\.client_env\.sasl\.password"):
+        load_settings(path, environ={})
