@@ -24,7 +24,6 @@ import pytest
 import requests
 import schemathesis
 from aiohttp import web
-from confluent_kafka import Consumer, TopicPartition
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -39,6 +38,7 @@ from schemathesis.specs.openapi.checks import (
 from hookstream.config import Settings
 from hookstream.core.signatures import sign_request
 from ingress.app import create_app
+from tests.integration.test_end_to_end import topic_record_count
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -118,22 +118,6 @@ def ingress(make_settings: Callable[..., tuple[Settings, Path]]) -> Iterator[Ing
     server.start()
     yield server
     server.stop()
-
-
-def records_in(settings: Settings) -> int:
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "fuzz-probe"}
-    )
-    try:
-        total = 0
-        for partition in range(settings.topics.partitions):
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(settings.topics.events, partition), timeout=10
-            )
-            total += high - low
-        return total
-    finally:
-        consumer.close()
 
 
 def test_fuzzed_requests_never_5xx_and_rejected_ones_produce_nothing(
@@ -227,6 +211,6 @@ def test_fuzzed_requests_never_5xx_and_rejected_ones_produce_nothing(
     assert {400, 401, 404} <= set(answers), summary
     assert {"401 missing_signature", "400 malformed_json"} <= set(reasons), summary
     # One record per 202, nothing for any 200 (replay, handshake) or 4xx.
-    assert records_in(ingress.settings) == answers[202], summary
+    assert topic_record_count(ingress.settings) == answers[202], summary
     with requests.get(f"{ingress.base}/healthz", timeout=5) as response:
         assert response.status_code == 200
