@@ -10,6 +10,8 @@ from typing import Any
 import faust
 import structlog
 from faust.web import Request, Response, View
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hookstream.config import Settings
@@ -29,6 +31,7 @@ from streams.kafka_auth import faust_credentials
 from streams.processor import EventProcessor, FaustDedupeStore, Incoming
 
 log = structlog.get_logger("hookstream.worker")
+tracer = trace.get_tracer("hookstream.streams")
 
 
 def faust_app(settings: Settings) -> faust.App:
@@ -92,12 +95,44 @@ class FaustPublisher:
         headers: Sequence[tuple[str, bytes]],
         partition: int | None = None,
     ) -> None:
-        """Send and wait for the ack; keep trying while Kafka refuses, never drop the record."""
+        """Send and wait for the ack; keep trying while Kafka refuses, never drop the record.
+
+        A retry or DLQ write is a hop of the event's trace: its PRODUCER span's context
+        replaces the record's `traceparent`.
+        """
+        with tracer.start_as_current_span(
+            f"{topic} publish",
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": topic,
+                **(
+                    {"messaging.destination.partition.id": str(partition)}
+                    if partition is not None
+                    else {}
+                ),
+            },
+        ):
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            traced = [(k, v) for k, v in headers if k not in ("traceparent", "tracestate")]
+            traced += [(k, v.encode()) for k, v in carrier.items()]
+            await self._send_until_acked(topic, key, value, traced, partition)
+
+    async def _send_until_acked(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]],
+        partition: int | None,
+    ) -> None:
         delay = 0.5
         while True:
             try:
                 future = await self._topic(topic).send(
-                    key=key, value=value, headers=list(headers), partition=partition
+                    key=key, value=value, headers=headers, partition=partition
                 )
                 await future
                 return

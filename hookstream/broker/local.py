@@ -58,6 +58,29 @@ class ScramUser:
 
 
 @dataclass(frozen=True)
+class BrokerTls:
+    """The broker's TLS material, PEM files: the CA it trusts for client certificates, its
+    certificate (chain) and its unencrypted PKCS#8 private key. No keytool, no JKS."""
+
+    ca: Path
+    certificate: Path
+    key: Path
+
+    def keystore_pem(self) -> str:
+        """Key and chain in one PEM text, the file keystore Kafka reads with type PEM."""
+        try:
+            key = self.key.read_text()
+            chain = self.certificate.read_text()
+            self.ca.read_text()
+        except OSError as exc:
+            raise BrokerError(f"the broker's TLS files cannot be read: {exc}") from None
+        # Kafka parses only PKCS#8 keys ("BEGIN PRIVATE KEY"); say so instead of a Java trace.
+        if "-----BEGIN PRIVATE KEY-----" not in key:
+            raise BrokerError(f"{self.key} is not an unencrypted PKCS#8 PEM key")
+        return key.rstrip("\n") + "\n" + chain
+
+
+@dataclass(frozen=True)
 class BrokerStatus:
     running: bool  # our process is alive
     answering: bool  # something answers Kafka metadata requests on the port
@@ -112,6 +135,9 @@ class LocalKafka:
         heap: str = "1g",
         sasl_port: int | None = None,
         scram_users: Sequence[ScramUser] = (),
+        ssl_port: int | None = None,
+        sasl_ssl_port: int | None = None,
+        tls: BrokerTls | None = None,
     ) -> None:
         self.home = home.resolve()
         self.port = port
@@ -122,8 +148,15 @@ class LocalKafka:
         # An extra SASL_PLAINTEXT listener (SCRAM-SHA-256/512 and PLAIN) for these users.
         self.sasl_port = sasl_port
         self.scram_users = tuple(scram_users)
-        if self.scram_users and sasl_port is None:
+        # An extra SSL listener that requires a client certificate (mTLS), and an extra
+        # SASL_SSL listener (the same SASL mechanisms, over TLS, no client certificate).
+        self.ssl_port = ssl_port
+        self.sasl_ssl_port = sasl_ssl_port
+        self.tls = tls
+        if self.scram_users and sasl_port is None and sasl_ssl_port is None:
             raise BrokerError("SASL users need a SASL listener port")
+        if (ssl_port is not None or sasl_ssl_port is not None) and tls is None:
+            raise BrokerError("a TLS listener needs the broker's TLS files")
         # The broker we started from this process, kept so it is reaped when stopped.
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -137,6 +170,16 @@ class LocalKafka:
     def sasl_bootstrap(self) -> str | None:
         """The SASL_PLAINTEXT listener's address, when there is one."""
         return None if self.sasl_port is None else f"{self.host}:{self.sasl_port}"
+
+    @property
+    def ssl_bootstrap(self) -> str | None:
+        """The SSL (mTLS) listener's address, when there is one."""
+        return None if self.ssl_port is None else f"{self.host}:{self.ssl_port}"
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str | None:
+        """The SASL_SSL listener's address, when there is one."""
+        return None if self.sasl_ssl_port is None else f"{self.host}:{self.sasl_ssl_port}"
 
     @property
     def libs(self) -> Path:
@@ -212,7 +255,7 @@ class LocalKafka:
             # Ours, but not answering yet (still starting): wait for it.
             self._wait_ready(timeout)
             return False
-        ports = [self.port, self.controller_port, *([self.sasl_port] if self.sasl_port else [])]
+        ports = [self.port, self.controller_port, *self._extra_ports()]
         if any(_port_open(self.host, port) for port in ports):
             raise BrokerError(
                 f"one of the ports {', '.join(map(str, ports))} is taken by something that is "
@@ -325,31 +368,73 @@ class LocalKafka:
         )
         return config
 
+    def _extra_listeners(self) -> list[tuple[str, int]]:
+        """The listeners asked for beside PLAINTEXT, each named after its security protocol."""
+        ports = {
+            "SASL_PLAINTEXT": self.sasl_port,
+            "SSL": self.ssl_port,
+            "SASL_SSL": self.sasl_ssl_port,
+        }
+        return [(name, port) for name, port in ports.items() if port is not None]
+
+    def _extra_ports(self) -> list[int]:
+        return [port for _, port in self._extra_listeners()]
+
     def _listener_lines(self) -> list[str]:
-        """Listeners: PLAINTEXT (also between broker and controller), plus SASL when asked."""
+        """Listeners: PLAINTEXT (also between broker and controller), plus SASL and TLS ones
+        when asked."""
         plain = f"PLAINTEXT://{self.host}:{self.port}"
         controller = f"CONTROLLER://{self.host}:{self.controller_port}"
         protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
-        if self.sasl_port is None:
+        extra = self._extra_listeners()
+        if not extra:
             return [
                 f"listeners={plain},{controller}",
                 f"advertised.listeners={plain}",
                 f"listener.security.protocol.map={protocols}",
             ]
-        sasl = f"SASL_PLAINTEXT://{self.host}:{self.sasl_port}"
+        advertised = ",".join([plain, *(f"{name}://{self.host}:{port}" for name, port in extra)])
+        lines = [
+            f"listeners={advertised},{controller}",
+            f"advertised.listeners={advertised}",
+            f"listener.security.protocol.map={protocols},"
+            + ",".join(f"{name}:{name}" for name, _ in extra),
+        ]
+        sasl_listeners = [name for name, _ in extra if name.startswith("SASL_")]
+        if sasl_listeners:
+            lines.append(f"sasl.enabled.mechanisms={','.join(SASL_MECHANISMS)}")
+        for name in sasl_listeners:
+            lines += self._sasl_lines(f"listener.name.{name.lower()}")
+        if self.tls is not None and (self.ssl_port is not None or self.sasl_ssl_port is not None):
+            lines += self._tls_lines()
+        return lines
+
+    def _sasl_lines(self, prefix: str) -> list[str]:
         scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
         plain_users = " ".join(f'user_{u.name}="{u.password}"' for u in self.scram_users)
-        prefix = "listener.name.sasl_plaintext"
         return [
-            f"listeners={plain},{sasl},{controller}",
-            f"advertised.listeners={plain},{sasl}",
-            f"listener.security.protocol.map={protocols},SASL_PLAINTEXT:SASL_PLAINTEXT",
-            f"sasl.enabled.mechanisms={','.join(SASL_MECHANISMS)}",
             f"{prefix}.scram-sha-256.sasl.jaas.config={scram}",
             f"{prefix}.scram-sha-512.sasl.jaas.config={scram}",
             f"{prefix}.plain.sasl.jaas.config="
             f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};",
         ]
+
+    def _tls_lines(self) -> list[str]:
+        """PEM stores for every TLS listener; only the SSL one demands a client certificate."""
+        assert self.tls is not None
+        keystore = self.home / "tls" / "broker-keystore.pem"
+        keystore.parent.mkdir(parents=True, exist_ok=True)
+        keystore.touch(mode=0o600)
+        keystore.write_text(self.tls.keystore_pem())
+        lines = [
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={keystore}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={self.tls.ca.resolve()}",
+        ]
+        if self.ssl_port is not None:
+            lines.append("listener.name.ssl.ssl.client.auth=required")
+        return lines
 
     def _scram_arguments(self) -> list[str]:
         return [
@@ -389,11 +474,13 @@ class LocalKafka:
                 raise BrokerError(f"creating the SASL user {name} failed: {exc}") from None
 
     def _check_sasl_listener(self) -> None:
-        if self.sasl_port is not None and not _port_open(self.host, self.sasl_port):
-            raise BrokerError(
-                f"a broker already answers on {self.bootstrap} without a SASL listener on "
-                f"port {self.sasl_port}; stop it and start again"
-            )
+        for name, port in self._extra_listeners():
+            if not _port_open(self.host, port):
+                listener = "a SASL" if name == "SASL_PLAINTEXT" else f"an {name}"
+                raise BrokerError(
+                    f"a broker already answers on {self.bootstrap} without {listener} listener "
+                    f"on port {port}; stop it and start again"
+                )
 
     def _format(self, config: Path) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()

@@ -194,7 +194,7 @@ async def test_one_trace_covers_ingress_worker_retry_and_destination(
     assert server.name == "POST /webhooks/{source}"  # the aiohttp-server instrumentation's
     assert server.parent_id == ""  # the sender sent no traceparent: the trace starts here
     assert http_status(server) == 202
-    (producer,) = [s for s in spans if s.kind == "PRODUCER"]
+    (producer,) = [s for s in spans if s.kind == "PRODUCER" and s.parent_id == server.span_id]
     assert producer.name == f"{settings.topics.events} publish"
     assert producer.parent_id == server.span_id
     assert producer.attributes["messaging.system"] == "kafka"
@@ -206,7 +206,11 @@ async def test_one_trace_covers_ingress_worker_retry_and_destination(
     assert first.kind == retry.kind == "CONSUMER"
     assert first.service == retry.service == "hookstream-worker"
     assert first.parent_id == producer.span_id  # through the Kafka header
-    assert retry.parent_id == first.span_id  # the retry hop, through the retry record's header
+    # The retry hop: the worker's PRODUCER span for the retry record, then its header.
+    (hop,) = [s for s in spans if s.kind == "PRODUCER" and s.parent_id == first.span_id]
+    assert hop.name == f"{retry0} publish"
+    assert hop.attributes["messaging.destination.name"] == retry0
+    assert retry.parent_id == hop.span_id
     assert first.attributes["messaging.destination.name"] == settings.topics.events
     assert retry.attributes["messaging.message.id"] == "traced-1"
 
