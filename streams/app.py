@@ -172,6 +172,7 @@ def create_worker_app(settings: Settings, reprocess: ReprocessRanges | None = No
         Deliverer(settings.destinations, lambda: app.http_client),
         publisher,
         reprocess=ranges.contains,
+        stopping=lambda: bool(app.should_stop),
     )
     # Topics the worker writes to; declared so Faust knows them (all pre-created).
     for name in (dlq_topic(settings), audit_topic(settings)):

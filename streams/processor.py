@@ -82,6 +82,7 @@ class EventProcessor:
         reprocess: Callable[[str, int, int], bool] = lambda topic, partition, offset: False,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -89,6 +90,7 @@ class EventProcessor:
         self._publisher = publisher
         self._reprocess = reprocess
         self._clock = clock
+        self._stopping = stopping
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self._policy = RetryPolicy(tuple(settings.retry.schedule), settings.retry.jitter)
         self._dlq = dlq_topic(settings)
@@ -139,7 +141,9 @@ class EventProcessor:
             span = trace.get_current_span()
             span.set_attribute("messaging.message.id", envelope.event_id)
             span.set_attribute("hookstream.source", envelope.source)
-            await self._wait_until(state.not_before)
+            if not await self._wait_until(state.not_before):
+                await self._defer(record)
+                return
             await self._handle(record, envelope, state)
         finally:
             _AUDIT_STEPS.reset(token)
@@ -274,11 +278,28 @@ class EventProcessor:
             return Arrival.REDRIVE
         return Arrival.NEW
 
-    async def _wait_until(self, not_before: float) -> None:
-        """Hold this tier's stream until the record is due (tiers are FIFO by delay)."""
-        delay = not_before - self._clock()
-        if delay > 0:
-            await asyncio.sleep(delay)
+    async def _wait_until(self, not_before: float) -> bool:
+        """Hold this tier's stream until the record is due (tiers are FIFO by delay).
+
+        False if the worker began to stop first: shutdown must not wait out a retry delay.
+        """
+        while (delay := not_before - self._clock()) > 0:
+            if self._stopping():
+                return False
+            await asyncio.sleep(min(delay, 0.5))
+        return True
+
+    async def _defer(self, record: Incoming) -> None:
+        """Put a record that is not due yet back at the end of its own partition, unchanged,
+        so the worker can stop now and the record waits on in Kafka."""
+        await self._publisher.publish(
+            record.topic,
+            record.key,
+            record.value,
+            list(record.headers.items()),
+            partition=record.partition,
+        )
+        log.info("retry_deferred_for_shutdown", topic=record.topic, partition=record.partition)
 
     async def _dead_letter_raw(self, record: Incoming, reason: str) -> None:
         """Poison or an internal error: the raw bytes go to the DLQ, nothing is skipped silently."""

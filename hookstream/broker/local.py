@@ -341,6 +341,8 @@ class LocalKafka:
 
     def _write_config(self) -> Path:
         config = self.home / "server.properties"
+        if self._uses_tls:
+            self._write_keystore()
         config.write_text(
             "\n".join(
                 [
@@ -405,9 +407,26 @@ class LocalKafka:
             lines.append(f"sasl.enabled.mechanisms={','.join(SASL_MECHANISMS)}")
         for name in sasl_listeners:
             lines += self._sasl_lines(f"listener.name.{name.lower()}")
-        if self.tls is not None and (self.ssl_port is not None or self.sasl_ssl_port is not None):
+        if self._uses_tls:
             lines += self._tls_lines()
         return lines
+
+    @property
+    def _uses_tls(self) -> bool:
+        return self.tls is not None and (
+            self.ssl_port is not None or self.sasl_ssl_port is not None
+        )
+
+    @property
+    def _keystore(self) -> Path:
+        return self.home / "tls" / "broker-keystore.pem"
+
+    def _write_keystore(self) -> None:
+        assert self.tls is not None
+        pem = self.tls.keystore_pem()
+        self._keystore.parent.mkdir(parents=True, exist_ok=True)
+        self._keystore.touch(mode=0o600)
+        self._keystore.write_text(pem)
 
     def _sasl_lines(self, prefix: str) -> list[str]:
         scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
@@ -422,13 +441,9 @@ class LocalKafka:
     def _tls_lines(self) -> list[str]:
         """PEM stores for every TLS listener; only the SSL one demands a client certificate."""
         assert self.tls is not None
-        keystore = self.home / "tls" / "broker-keystore.pem"
-        keystore.parent.mkdir(parents=True, exist_ok=True)
-        keystore.touch(mode=0o600)
-        keystore.write_text(self.tls.keystore_pem())
         lines = [
             "ssl.keystore.type=PEM",
-            f"ssl.keystore.location={keystore}",
+            f"ssl.keystore.location={self._keystore}",
             "ssl.truststore.type=PEM",
             f"ssl.truststore.location={self.tls.ca.resolve()}",
         ]

@@ -205,3 +205,36 @@ async def test_exactly_once_mode_retries_and_delivers_once(
         )
     )
     assert [s["kind"] for s in trail["history"]].count("attempt") == 2
+
+
+async def test_a_worker_stops_promptly_while_a_retry_waits_and_the_retry_survives(
+    make_settings, worker_process, sink, ingress_url
+) -> None:
+    settings, config = make_settings(
+        retry={"schedule": ["20s"], "jitter": 0.0},
+        destinations={"sink": {"url": sink.url, "sources": ["std"], "timeout": "2s"}},
+    )
+    sink.answer = lambda delivery, attempt: 503 if attempt == 1 else 200
+    worker = worker_process(settings, config)
+    base = await ingress_url(settings)
+    async with aiohttp.ClientSession() as session:
+        assert (
+            await post_signed(
+                session, base, settings, "std", "patient-1", event_body("patient-1", "c", 0)
+            )
+            == 202
+        )
+    accepted = time.monotonic()
+    await eventually(lambda: "retry_scheduled" in worker.output(), timeout=30)
+    await asyncio.sleep(1)  # the tier's agent is now waiting for the record's not-before
+
+    stopping = time.monotonic()
+    assert await asyncio.to_thread(worker.stop) == 0
+    assert time.monotonic() - stopping < 15, "shutdown waited out the retry delay"
+    assert "retry_deferred_for_shutdown" in worker.output()
+    assert sink.ids() == []
+
+    worker_process(settings, config)
+    await sink.wait_for(1, timeout=60)
+    assert sink.ids() == ["patient-1"]
+    assert sink.received[0].received_at - accepted >= 19  # the tier's delay still held
