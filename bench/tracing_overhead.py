@@ -7,6 +7,8 @@ against the real broker (`KAFKA_BOOTSTRAP_SERVERS`, default localhost:9092), on 
 with signed Standard Webhooks requests from an aiohttp client in the same process. Each mode
 runs in a fresh child process, because a process has one global tracer provider:
 
+- `bare`:     a bare aiohttp handler that reads the body and answers 202 — PRODUCT.md's
+              baseline for the ingress target (verify + produce durably at >= 0.6x of it);
 - `api-noop`: no SDK installed at all, the OpenTelemetry API's no-op spans (a floor);
 - `default`:  what `hookstream ingress` does without OTEL_* variables: spans are made
               (trace ids reach logs and Kafka headers) but not exported;
@@ -36,7 +38,7 @@ from typing import Any
 import yaml
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-MODES = ("api-noop", "default", "otlp")
+MODES = ("bare", "api-noop", "default", "otlp")
 
 
 def write_config(directory: Path, bootstrap: str) -> Path:
@@ -57,6 +59,19 @@ def write_config(directory: Path, bootstrap: str) -> Path:
 # --- the child: one mode, one measurement ---
 
 
+def bare_app() -> Any:
+    """The baseline: read the body, answer 202, nothing else."""
+    from aiohttp import web
+
+    async def accept(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"status": "accepted"}, status=202)
+
+    app = web.Application()
+    app.router.add_post("/webhooks/std", accept)
+    return app
+
+
 async def measure(config: Path, mode: str, requests: int, concurrency: int) -> float:
     import aiohttp
     from aiohttp import web
@@ -73,7 +88,7 @@ async def measure(config: Path, mode: str, requests: int, concurrency: int) -> f
     session = aiohttp.ClientSession(connector=connector)
     if mode != "api-noop":
         setup_tracing("hookstream-ingress", os.environ)
-    runner = web.AppRunner(create_app(settings), access_log=None)
+    runner = web.AppRunner(bare_app() if mode == "bare" else create_app(settings), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -178,6 +193,7 @@ def main() -> None:
                 rates[mode].append(run_child(config, mode, args, receiver))
                 print(f"round {round_ + 1} {mode:>9}: {rates[mode][-1]:8.0f} req/s", flush=True)
     floor = statistics.median(rates["api-noop"])
+    bare = statistics.median(rates["bare"])
     summary: dict[str, Any] = {
         "requests": args.requests,
         "concurrency": args.concurrency,
@@ -187,8 +203,14 @@ def main() -> None:
     print()
     for mode in MODES:
         median = statistics.median(rates[mode])
-        summary[mode] = {"median_rps": round(median), "ratio_to_api_noop": round(median / floor, 3)}
-        print(f"{mode:>9}: {median:8.0f} req/s  ratio {median / floor:.3f}")
+        summary[mode] = {
+            "median_rps": round(median),
+            "ratio_to_api_noop": round(median / floor, 3),
+            "ratio_to_bare": round(median / bare, 3),
+        }
+        print(
+            f"{mode:>9}: {median:8.0f} req/s  ratio {median / floor:.3f}  vs bare {median / bare:.3f}"
+        )
     print(json.dumps(summary))
     if receiver.exports == 0:
         raise SystemExit("the otlp mode exported nothing: the measurement is not of export")
