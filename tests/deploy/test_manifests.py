@@ -21,7 +21,7 @@ from .conftest import ROOT, Manifests, Obj, require_module
 # Oldest Kubernetes the manifests support, and the newest the schemas know.
 K8S_VERSIONS = ("1.30", "latest")
 
-# Custom resources, validated against the CRD schemas vendored in schemas/.
+# Custom resources, validated against our schemas of their fields in schemas/.
 CRD_SCHEMAS = {
     ("kafka.strimzi.io/v1", "KafkaTopic"): "kafkatopic.json",
     ("kafka.strimzi.io/v1", "KafkaUser"): "kafkauser.json",
@@ -127,12 +127,12 @@ def test_custom_resources_validate_against_their_crd_schemas(manifests: Manifest
     jsonschema = require_module("jsonschema")
     validators = {}
     for key, filename in CRD_SCHEMAS.items():
-        vendored = json.loads((ROOT / "tests" / "deploy" / "schemas" / filename).read_text())
-        assert (vendored["group"], vendored["version"], vendored["kind"]) == (
+        declared = json.loads((ROOT / "tests" / "deploy" / "schemas" / filename).read_text())
+        assert (declared["group"], declared["version"], declared["kind"]) == (
             *key[0].split("/"),
             key[1],
         )
-        schema = strict_crd_schema(copy.deepcopy(vendored["openAPIV3Schema"]))
+        schema = strict_crd_schema(copy.deepcopy(declared["openAPIV3Schema"]))
         validators[key] = jsonschema.Draft7Validator(schema)
 
     custom = [obj for obj in manifests.objects if (obj["apiVersion"], obj["kind"]) in CRD_SCHEMAS]
