@@ -15,7 +15,8 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hookstream.admin import producer_config
-from hookstream.config import Settings, SourceSettings
+from hookstream.config import Settings
+from hookstream.core import records
 from hookstream.core.events import (
     UnusableEvent,
     describe_event,
@@ -122,7 +123,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
         content_type=_utf8_or_none(request.headers.get("Content-Type")),
         headers=signature_headers(source, request.headers),
     )
-    await _produce(request.app, settings, source, envelope)
+    await _produce(request.app, settings, envelope)
     replays.remember(name, facts.event_id, received, source.tolerance)
     log.info("accepted", source=name, event_id=facts.event_id, entity_id=facts.entity_id)
     return web.json_response({"event_id": facts.event_id, "status": "accepted"}, status=202)
@@ -159,9 +160,7 @@ def _utf8_or_none(value: str | None) -> str | None:
     return value
 
 
-async def _produce(
-    app: web.Application, settings: Settings, source: SourceSettings, envelope: Envelope
-) -> None:
+async def _produce(app: web.Application, settings: Settings, envelope: Envelope) -> None:
     topic = settings.topics.events
     value = encode_envelope(envelope)
     # Messaging semantic conventions (Kafka). The entity id is the key; bodies and signature
@@ -184,9 +183,9 @@ async def _produce(
         propagate.inject(carrier)
         headers = [(k, v.encode()) for k, v in carrier.items()]
         headers += [
-            ("hookstream-event-id", envelope.event_id.encode()),
-            ("hookstream-source", envelope.source.encode()),
-            ("hookstream-event-type", (envelope.event_type or "").encode()),
+            (records.EVENT_ID, envelope.event_id.encode()),
+            (records.SOURCE, envelope.source.encode()),
+            (records.EVENT_TYPE, (envelope.event_type or "").encode()),
         ]
         started = time.perf_counter()
         producer = app[PRODUCER]

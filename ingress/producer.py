@@ -43,15 +43,15 @@ class Ticket:
 
 
 class EventProducer:
-    """Produces records durably (acks=all, idempotent) and lets callers await the ack."""
+    """Produces records and lets callers await the ack. `config` comes from
+    `hookstream.admin.producer_config`, which makes the producer durable (acks=all,
+    idempotent) and partitions as every other hookstream writer does."""
 
     def __init__(self, config: dict[str, Any], deadline: float) -> None:
         self.deadline = deadline
         timeout_ms = max(1000, int(deadline * 1000))
         self._producer = Producer(
             {
-                "enable.idempotence": True,
-                "acks": "all",
                 "linger.ms": 2,
                 "compression.type": "lz4",
                 # A record not acknowledged by our deadline is reported as failed rather

@@ -38,6 +38,7 @@ from schemas import Envelope, EnvelopeError, decode_envelope
 from streams.delivery import Deliverer
 
 log = structlog.get_logger("hookstream.worker")
+_TRACE_HEADERS = (h.TRACEPARENT, h.TRACESTATE)
 # The audit steps of the event this task is processing (each agent runs in its own task).
 _AUDIT_STEPS: ContextVar[list[dict[str, Any]] | None] = ContextVar("audit_steps", default=None)
 tracer = trace.get_tracer("hookstream.streams")
@@ -99,7 +100,10 @@ class EventProcessor:
     async def process_one(self, record: Incoming) -> None:
         """Never raises: every failure is classified, routed, logged and counted."""
         started = time.perf_counter()
-        context = propagate.extract({k: v.decode("latin-1") for k, v in record.headers.items()})
+        # Only the trace headers: the retry history can be large and is not needed here.
+        context = propagate.extract(
+            {k: record.headers[k].decode("latin-1") for k in _TRACE_HEADERS if k in record.headers}
+        )
         with tracer.start_as_current_span(
             f"{record.topic} process",
             context=context,
@@ -342,11 +346,8 @@ class EventProcessor:
 
 
 def _base_headers(record: Incoming) -> list[tuple[str, bytes]]:
-    """The record's headers, with the trace context moved on to the current span."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    headers = [(k, v) for k, v in record.headers.items() if k not in (h.TRACEPARENT, h.TRACESTATE)]
-    return headers + [(k, v.encode()) for k, v in carrier.items()]
+    """The record's headers; the publisher moves its trace context on to the hop's span."""
+    return list(record.headers.items())
 
 
 def _longest_retry_after(results: list[AttemptResult]) -> float | None:

@@ -45,6 +45,27 @@ async def post_signed(
         return response.status
 
 
+async def assert_enqueue_refused(
+    session: aiohttp.ClientSession, base: str, settings: Settings, event_id: str, deadline: float
+) -> str:
+    """A signed event gets 503 broker_unavailable within `deadline` (+2 s slack) and /readyz
+    is 503; returns the Retry-After the answer carried."""
+    started = time.monotonic()
+    body = event_body(event_id, "c", 1)
+    headers = {"Content-Type": "application/json"}
+    headers.update(sign_request(settings.sources["std"], body, event_id, time.time()))
+    async with session.post(f"{base}/webhooks/std", data=body, headers=headers) as answer:
+        elapsed = time.monotonic() - started
+        assert answer.status == 503
+        assert (await answer.json())["reason"] == "broker_unavailable"
+        retry_after = answer.headers["Retry-After"]
+        assert retry_after
+    assert elapsed < deadline + 2.0, f"answered after {elapsed:.1f}s"
+    async with session.get(f"{base}/readyz") as answer:
+        assert answer.status == 503
+    return retry_after
+
+
 def topic_record_count(settings: Settings) -> int:
     consumer = Consumer(
         {"bootstrap.servers": settings.kafka.bootstrap_servers, "group.id": "probe"}
@@ -172,17 +193,8 @@ async def test_stopping_the_broker_turns_202_into_503_within_the_deadline(
                 == 202
             )
             broker.stop()
-            started = time.monotonic()
-            body = event_body("evt_b", "c", 1)
-            headers = sign_request(settings.sources["std"], body, "evt_b", time.time())
-            async with session.post(f"{base}/webhooks/std", data=body, headers=headers) as response:
-                elapsed = time.monotonic() - started
-                assert response.status == 503
-                assert int(response.headers["Retry-After"]) >= 1
-                assert (await response.json())["reason"] == "broker_unavailable"
-            assert elapsed < 3 + 2.0, f"answered after {elapsed:.1f}s"
-            async with session.get(f"{base}/readyz") as response:
-                assert response.status == 503
+            retry_after = await assert_enqueue_refused(session, base, settings, "evt_b", deadline=3)
+            assert int(retry_after) >= 1
     finally:
         broker.stop()
 

@@ -5,7 +5,6 @@ topic creation, and a real worker process (Faust/aiokafka). The certificates are
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,8 @@ from hookstream.admin import create_topics
 from hookstream.broker import LocalKafka
 from hookstream.broker.local import BrokerTls, ScramUser, answers_metadata
 from hookstream.config import Settings
-from hookstream.core.signatures import sign_request
 from tests.conftest import ROOT, base_config, free_port, write_config
-from tests.integration.test_end_to_end import event_body, post_signed
+from tests.integration.test_end_to_end import assert_enqueue_refused, event_body, post_signed
 
 pytestmark = pytest.mark.integration
 
@@ -168,17 +166,7 @@ async def test_a_client_the_tls_listener_refuses_gets_no_202(
     )
     base = await ingress_url(bad)
     async with aiohttp.ClientSession() as session:
-        started = time.monotonic()
-        body = event_body("evt_refused", "cus_2", 0)
-        headers = {"Content-Type": "application/json"}
-        headers.update(sign_request(bad.sources["std"], body, "evt_refused", time.time()))
-        async with session.post(f"{base}/webhooks/std", data=body, headers=headers) as answer:
-            assert answer.status == 503
-            assert (await answer.json())["reason"] == "broker_unavailable"
-            assert answer.headers["Retry-After"]
-        assert time.monotonic() - started < 3 + 2.0
-        async with session.get(f"{base}/readyz") as answer:
-            assert answer.status == 503
+        await assert_enqueue_refused(session, base, bad, "evt_refused", deadline=3)
 
 
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])

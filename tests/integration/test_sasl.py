@@ -21,9 +21,8 @@ from hookstream.admin import client_config, create_topics
 from hookstream.broker import LocalKafka
 from hookstream.broker.local import ScramUser, answers_metadata
 from hookstream.config import Settings
-from hookstream.core.signatures import sign_request
 from tests.conftest import ROOT, base_config, free_port, write_config
-from tests.integration.test_end_to_end import event_body, post_signed
+from tests.integration.test_end_to_end import assert_enqueue_refused, event_body, post_signed
 
 pytestmark = pytest.mark.integration
 
@@ -203,17 +202,7 @@ async def test_a_wrong_password_gets_no_202_and_consumes_nothing(
 
     good_base, bad_base = await ingress_url(good), await ingress_url(bad)
     async with aiohttp.ClientSession() as session:
-        started = time.monotonic()
-        body = event_body("evt_refused", "cus_2", 0)
-        headers = {"Content-Type": "application/json"}
-        headers.update(sign_request(bad.sources["std"], body, "evt_refused", time.time()))
-        async with session.post(f"{bad_base}/webhooks/std", data=body, headers=headers) as answer:
-            assert answer.status == 503
-            assert (await answer.json())["reason"] == "broker_unavailable"
-            assert answer.headers["Retry-After"]
-        assert time.monotonic() - started < 3 + 2.0
-        async with session.get(f"{bad_base}/readyz") as answer:
-            assert answer.status == 503
+        await assert_enqueue_refused(session, bad_base, bad, "evt_refused", deadline=3)
         # The same event through the right credentials is accepted: it waits in the topic.
         body = event_body("evt_waiting", "cus_2", 1)
         assert await post_signed(session, good_base, good, "std", "evt_waiting", body) == 202
