@@ -7,7 +7,7 @@ against the real broker (`KAFKA_BOOTSTRAP_SERVERS`, default localhost:9092), on 
 with signed Standard Webhooks requests from an aiohttp client in the same process. Each mode
 runs in a fresh child process, because a process has one global tracer provider:
 
-- `bare`:     a bare aiohttp handler that reads the body and answers 202 — PRODUCT.md's
+- `bare`:     a bare aiohttp handler that reads the body and answers 202 — the
               baseline for the ingress target (verify + produce durably at >= 0.6x of it);
 - `api-noop`: no SDK installed at all, the OpenTelemetry API's no-op spans (a floor);
 - `default`:  what `hookstream ingress` does without OTEL_* variables: spans are made
@@ -77,7 +77,7 @@ async def measure(config: Path, mode: str, requests: int, concurrency: int) -> f
     from aiohttp import web
 
     from hookstream.config import load_settings
-    from hookstream.core.signatures import sign_request
+    from hookstream.sources import sign_request
     from hookstream.telemetry import setup_tracing
     from ingress.app import create_app
 

@@ -24,7 +24,7 @@ from typing import Any
 from multidict import CIMultiDict
 
 from hookstream.config import SourceSettings
-from hookstream.core.signatures import build_verifier, sign_request
+from hookstream.sources import build_verifier, sign_request
 
 SCHEMES: dict[str, dict[str, Any]] = {
     "stripe": {"scheme": "stripe", "secrets": ["whsec_bench_stripe"]},

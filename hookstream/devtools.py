@@ -15,8 +15,8 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from hookstream.config import Settings, SourceSettings
-from hookstream.core.signatures import sign_request
 from hookstream.errors import ConfigError
+from hookstream.sources import sign_request
 
 
 def sample_body(event_id: str, event_type: str, entity: str, scheme: str = "standard") -> bytes:

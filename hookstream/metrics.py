@@ -1,4 +1,4 @@
-"""Prometheus metrics, named as PRODUCT.md §3 promises."""
+"""Prometheus metrics, named as docs/architecture.md ("Metrics") lists them."""
 
 from prometheus_client import Counter, Gauge, Histogram
 

@@ -11,16 +11,19 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from aiohttp.typedefs import Middleware
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.trace import Link, SpanKind
 
 log = structlog.get_logger("hookstream.telemetry")
 
@@ -180,3 +183,38 @@ def http_server_middlewares() -> list[Middleware]:
             instrumentor.instrument()
             instrumentor.uninstrument()
     return [aiohttp_server.create_aiohttp_middleware()]
+
+
+@contextmanager
+def publish_span(
+    tracer: trace.Tracer,
+    topic: str,
+    *,
+    partition: int | None = None,
+    name: str | None = None,
+    context: Context | None = None,
+    links: Sequence[Link] = (),
+    attributes: Mapping[str, Any] | None = None,
+) -> Iterator[list[tuple[str, bytes]]]:
+    """The PRODUCER span of one write to `topic`, and the trace headers that carry it on.
+
+    Every hop of an event's trace (ingress, retry, DLQ, redrive) writes its record inside
+    one of these, with these headers instead of the trace headers of the record it read.
+    """
+    base: dict[str, Any] = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "send",
+        "messaging.destination.name": topic,
+    }
+    if partition is not None:
+        base["messaging.destination.partition.id"] = str(partition)
+    with tracer.start_as_current_span(
+        name or f"{topic} publish",
+        context=context,
+        kind=SpanKind.PRODUCER,
+        links=links,
+        attributes={**base, **(attributes or {})},
+    ):
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        yield [(k, v.encode()) for k, v in carrier.items()]

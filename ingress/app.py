@@ -10,23 +10,23 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hookstream.admin import producer_config
 from hookstream.config import Settings
-from hookstream.core import records
 from hookstream.core.events import (
     UnusableEvent,
     describe_event,
     handshake_challenge,
     signature_headers,
 )
-from hookstream.core.signatures import VerificationError, Verifier, build_verifier
+from hookstream.core.headers import event_headers
+from hookstream.core.signatures import VerificationError, Verifier
 from hookstream.errors import ConfigError
 from hookstream.metrics import INGRESS_REQUESTS, PRODUCE_SECONDS, SIGNATURE_FAILURES
-from hookstream.telemetry import http_server_middlewares
+from hookstream.sources import build_verifier
+from hookstream.telemetry import http_server_middlewares, publish_span
 from hookstream.topics import max_record_bytes
 from ingress.errors import CannotEnqueue, RecordTooLarge
 from ingress.producer import EventProducer
@@ -165,28 +165,20 @@ async def _produce(app: web.Application, settings: Settings, envelope: Envelope)
     value = encode_envelope(envelope)
     # Messaging semantic conventions (Kafka). The entity id is the key; bodies and signature
     # headers never become attributes.
-    with tracer.start_as_current_span(
-        f"{topic} publish",
-        kind=SpanKind.PRODUCER,
+    with publish_span(
+        tracer,
+        topic,
         attributes={
-            "messaging.system": "kafka",
-            "messaging.operation.type": "send",
             "messaging.operation.name": "send",
-            "messaging.destination.name": topic,
             "messaging.kafka.message.key": envelope.entity_id,
             "messaging.message.id": envelope.event_id,
             "messaging.message.body.size": len(value),
             "server.address": settings.kafka.bootstrap_servers,
         },
-    ):
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        headers = [(k, v.encode()) for k, v in carrier.items()]
-        headers += [
-            (records.EVENT_ID, envelope.event_id.encode()),
-            (records.SOURCE, envelope.source.encode()),
-            (records.EVENT_TYPE, (envelope.event_type or "").encode()),
-        ]
+    ) as trace_headers:
+        headers = trace_headers + event_headers(
+            envelope.event_id, envelope.source, envelope.event_type
+        )
         started = time.perf_counter()
         producer = app[PRODUCER]
         ticket = producer.send(topic, envelope.entity_id.encode(), value, headers)

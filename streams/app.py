@@ -10,12 +10,12 @@ from typing import Any
 import faust
 import structlog
 from faust.web import Request, Response, View
-from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hookstream.config import Settings
 from hookstream.core.control import ReprocessRanges
+from hookstream.telemetry import publish_span
 from hookstream.topics import (
     DEDUPE_TABLE,
     audit_topic,
@@ -34,6 +34,12 @@ log = structlog.get_logger("hookstream.worker")
 tracer = trace.get_tracer("hookstream.streams")
 
 
+def worker_data_dir(settings: Settings) -> Path:
+    """The worker's state (RocksDB), namespaced by the group: two pipelines may share a
+    data dir without sharing, or tripping over, each other's dedupe state."""
+    return Path(settings.data_dir) / "worker" / settings.worker.group_id
+
+
 def faust_app(settings: Settings) -> faust.App:
     """A Faust app configured from hookstream settings (app id = worker.group_id)."""
     longest_wait = max(settings.retry.schedule, default=0.0)
@@ -42,7 +48,7 @@ def faust_app(settings: Settings) -> faust.App:
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
         broker_credentials=faust_credentials(settings.kafka.client),
         store="rocksdb://",
-        datadir=str(Path(settings.data_dir) / "worker"),
+        datadir=str(worker_data_dir(settings)),
         topic_partitions=settings.topics.partitions,
         topic_replication_factor=settings.topics.replication_factor,
         topic_allow_declare=False,
@@ -98,27 +104,10 @@ class FaustPublisher:
         """Send and wait for the ack; keep trying while Kafka refuses, never drop the record.
 
         A retry or DLQ write is a hop of the event's trace: its PRODUCER span's context
-        replaces the record's `traceparent`.
+        travels in the record's trace headers (`headers` carries none).
         """
-        with tracer.start_as_current_span(
-            f"{topic} publish",
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.operation.type": "send",
-                "messaging.destination.name": topic,
-                **(
-                    {"messaging.destination.partition.id": str(partition)}
-                    if partition is not None
-                    else {}
-                ),
-            },
-        ):
-            carrier: dict[str, str] = {}
-            propagate.inject(carrier)
-            traced = [(k, v) for k, v in headers if k not in ("traceparent", "tracestate")]
-            traced += [(k, v.encode()) for k, v in carrier.items()]
-            await self._send_until_acked(topic, key, value, traced, partition)
+        with publish_span(tracer, topic, partition=partition) as trace_headers:
+            await self._send_until_acked(topic, key, value, [*headers, *trace_headers], partition)
 
     async def _send_until_acked(
         self,
@@ -229,7 +218,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     from faust.worker import Worker
 
     faust_credentials(settings.kafka.client)  # a config error names its key before any I/O
-    (Path(settings.data_dir) / "worker").mkdir(parents=True, exist_ok=True)
+    worker_data_dir(settings).mkdir(parents=True, exist_ok=True)
     app = create_worker_app(settings, read_reprocess_ranges(settings))
     worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

@@ -25,8 +25,8 @@ from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr
 
 from hookstream.admin import client_config
 from hookstream.config import Settings
-from hookstream.core import records as h
 from hookstream.core.backlog import DeadLetterLedger, waiting
+from hookstream.core.headers import redriven_position
 from hookstream.metrics import DLQ_DEPTH, RETRY_QUEUE_DEPTH
 from hookstream.topics import dlq_topic, retry_topic
 
@@ -108,7 +108,7 @@ class BacklogGauges:
                     if message.error() is not None or partition is None or offset is None:
                         continue
                     headers = dict(message.headers() or [])
-                    self._ledger.observe(partition, offset, headers.get(h.REDRIVEN))
+                    self._ledger.observe(partition, offset, redriven_position(headers))
                 # Positions, not record offsets, tell when a partition is read: under
                 # exactly-once the last offsets can be transaction markers, never delivered.
                 for tp in consumer.position([TopicPartition(self._dlq, p) for p in list(ends)]):

@@ -1,7 +1,8 @@
-"""process_one: decode, dedupe, deliver, then route the outcome. It never raises (PRODUCT.md §6).
+"""process_one: decode, dedupe, deliver, then carry out the outcome. It never raises.
 
-Where does a record go when delivery fails? Here, in `_route`: retryable failures to the
-next retry tier (or the DLQ after the last), permanent ones and poison to the DLQ at once.
+What happens to a record is decided in `hookstream.core.outcome` (admit, then settle);
+this module does the I/O around those decisions: the dedupe table, the attempts, the
+writes to a retry tier or the DLQ, the audit record, logs and metrics.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,27 +20,35 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
 from hookstream.config import Settings
-from hookstream.core import records as h
-from hookstream.core.dedupe import Arrival, Decision, DedupeRecord, DedupeState, decide, dedupe_key
-from hookstream.core.protocols import DedupeStore, Publisher
-from hookstream.core.records import (
-    Attempt,
+from hookstream.core.dedupe import DedupeRecord, dedupe_key
+from hookstream.core.headers import (
+    TRACE_HEADERS,
     HeaderError,
-    RetryState,
+    poison_headers,
     read_retry_state,
-    retry_headers,
+    source_of,
 )
-from hookstream.core.retry import DeadLetter, RetryPolicy
-from hookstream.core.routing import AttemptResult, Verdict, matching_destinations, overall
+from hookstream.core.outcome import (
+    Arrived,
+    AuditStep,
+    Delivery,
+    Kind,
+    Outcome,
+    ToDeadLetter,
+    ToRetry,
+    admit,
+    arrival_of,
+    settle,
+)
+from hookstream.core.protocols import DedupeStore, Publisher
+from hookstream.core.retry import RetryPolicy
+from hookstream.core.routing import AttemptResult, Verdict, matching_destinations
 from hookstream.metrics import EVENTS, PROCESSING_SECONDS
 from hookstream.topics import audit_topic, dlq_topic, retry_topic
 from schemas import Envelope, EnvelopeError, decode_envelope
 from streams.delivery import Deliverer
 
 log = structlog.get_logger("hookstream.worker")
-_TRACE_HEADERS = (h.TRACEPARENT, h.TRACESTATE)
-# The audit steps of the event this task is processing (each agent runs in its own task).
-_AUDIT_STEPS: ContextVar[list[dict[str, Any]] | None] = ContextVar("audit_steps", default=None)
 tracer = trace.get_tracer("hookstream.streams")
 
 
@@ -102,7 +110,7 @@ class EventProcessor:
         started = time.perf_counter()
         # Only the trace headers: the retry history can be large and is not needed here.
         context = propagate.extract(
-            {k: record.headers[k].decode("latin-1") for k in _TRACE_HEADERS if k in record.headers}
+            {k: record.headers[k].decode("latin-1") for k in TRACE_HEADERS if k in record.headers}
         )
         with tracer.start_as_current_span(
             f"{record.topic} process",
@@ -136,151 +144,77 @@ class EventProcessor:
         except (EnvelopeError, HeaderError) as exc:
             await self._dead_letter_raw(record, f"poison: {exc}")
             return
-        structlog.contextvars.bind_contextvars(event_id=envelope.event_id, source=envelope.source)
-        # One audit record per processing round, not one per step: audit writes are the
-        # worker's second-largest cost after the dedupe table's changelog.
-        steps: list[dict[str, Any]] = []
-        token = _AUDIT_STEPS.set(steps)
+        event = Arrived(
+            source=envelope.source,
+            event_id=envelope.event_id,
+            event_type=envelope.event_type,
+            entity_id=envelope.entity_id,
+            received_at=envelope.received_at.timestamp(),
+            arrival=arrival_of(
+                record.topic == self._settings.topics.events,
+                self._reprocess(record.topic, record.partition, record.offset),
+                record.headers,
+            ),
+            state=state,
+            headers=tuple(record.headers.items()),
+        )
+        structlog.contextvars.bind_contextvars(event_id=event.event_id, source=event.source)
         try:
             span = trace.get_current_span()
-            span.set_attribute("messaging.message.id", envelope.event_id)
-            span.set_attribute("hookstream.source", envelope.source)
+            span.set_attribute("messaging.message.id", event.event_id)
+            span.set_attribute("hookstream.source", event.source)
             if not await self._wait_until(state.not_before):
                 await self._defer(record)
                 return
-            await self._handle(record, envelope, state)
+            outcome = await self._decide(event, envelope)
+            await self._carry_out(record, event, outcome)
         finally:
-            _AUDIT_STEPS.reset(token)
             structlog.contextvars.unbind_contextvars("event_id", "source")
-        if steps:
-            await self._flush_audit(envelope, steps)
 
-    async def _handle(self, record: Incoming, envelope: Envelope, state: RetryState) -> None:
-        arrival = self._arrival(record, state)
-        key = dedupe_key(envelope.source, envelope.event_id)
-        now = self._clock()
-        known = self._store.get(key)
-        decision = decide(known, now, self._settings.dedupe.ttl, arrival)
-        if decision is Decision.DUPLICATE:
-            log.info(
-                "duplicate_skipped",
-                arrival=arrival.value,
-                state=known.state.value if known else None,
-            )
-            EVENTS.labels(envelope.source, "duplicate").inc()
-            await self._audit_step(envelope, "duplicate", arrival=arrival.value)
-            return
-        if arrival is Arrival.NEW or arrival is Arrival.REPROCESS:
-            await self._audit_step(
-                envelope,
-                "received",
-                received_at=envelope.received_at.timestamp(),
-                event_type=envelope.event_type,
-                entity_id=envelope.entity_id,
-                arrival=arrival.value,
-            )
-        already = (
-            set(known.delivered) if known is not None and decision is Decision.RESUME else set()
+    async def _decide(self, event: Arrived, envelope: Envelope) -> Outcome:
+        """Ask the core what to do, run the attempts it asks for, ask it again."""
+        admitted = admit(
+            event,
+            self._store.get(dedupe_key(event.source, event.event_id)),
+            matching_destinations(self._settings.destinations, event.source, event.event_type),
+            self._clock(),
+            self._settings.dedupe.ttl,
         )
-        targets = [
-            name
-            for name in matching_destinations(
-                self._settings.destinations, envelope.source, envelope.event_type
-            )
-            if name not in already
-        ]
-        attempt = state.attempts + 1
-        results = [await self._deliverer.attempt(name, envelope) for name in targets]
-        tried = self._clock()
-        history = state.history + tuple(Attempt.of(attempt, tried, r) for r in results)
-        for result in results:
-            await self._audit_step(
-                envelope, "attempt", **Attempt.of(attempt, tried, result).to_json()
-            )
-        delivered = tuple(
-            sorted(already | {r.destination for r in results if r.verdict is Verdict.DELIVERED})
-        )
-        await self._route(
-            record, envelope, key, RetryState(attempt, 0.0, history), results, delivered
-        )
+        if isinstance(admitted, Outcome):
+            return admitted
+        results = await self._attempt_all(admitted, envelope)
+        return settle(admitted, results, self._clock(), self._policy, self._rng)
 
-    async def _route(
-        self,
-        record: Incoming,
-        envelope: Envelope,
-        key: str,
-        state: RetryState,
-        results: list[AttemptResult],
-        delivered: tuple[str, ...],
-    ) -> None:
-        verdict = overall(results)
-        now = self._clock()
-        if verdict is Verdict.DELIVERED:
-            self._store.put(key, DedupeRecord(DedupeState.DONE, now, delivered))
-            log.info("delivered", destinations=list(delivered), attempts=state.attempts)
-            EVENTS.labels(envelope.source, "delivered").inc()
-            await self._audit_step(envelope, "delivered", attempts=state.attempts)
-            return
-        step = (
-            self._policy.next_step(state.attempts, self._rng, _longest_retry_after(results))
-            if verdict is Verdict.RETRYABLE
-            else DeadLetter("permanent failure")
-        )
-        if isinstance(step, DeadLetter):
+    async def _attempt_all(self, delivery: Delivery, envelope: Envelope) -> list[AttemptResult]:
+        """One attempt at each target, all at once."""
+
+        async def attempt(name: str) -> AttemptResult:
+            try:
+                return await self._deliverer.attempt(name, envelope)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug in an effect fails the attempt, not the record
+                log.exception("attempt_failed_unexpectedly", destination=name)
+                return AttemptResult(name, Verdict.RETRYABLE, f"{type(exc).__name__}: {exc}")
+
+        return list(await asyncio.gather(*(attempt(name) for name in delivery.targets)))
+
+    async def _carry_out(self, record: Incoming, event: Arrived, outcome: Outcome) -> None:
+        """Write where the outcome sends the record, then remember it, then tell."""
+        route = outcome.route
+        if isinstance(route, ToRetry | ToDeadLetter):
+            topic = (
+                retry_topic(self._settings, route.tier) if isinstance(route, ToRetry) else self._dlq
+            )
+            # The same partition number as the record's: the dedupe shard stays with the event.
             await self._publisher.publish(
-                self._dlq,
-                record.key,
-                record.value,
-                retry_headers(
-                    _base_headers(record), state, dead_lettered_at=now, reason=step.reason
-                ),
-                partition=record.partition,
+                topic, record.key, record.value, outcome.headers, partition=record.partition
             )
-            self._store.put(key, DedupeRecord(DedupeState.DEAD_LETTERED, now, delivered))
-            log.warning(
-                "dead_lettered",
-                reason=step.reason,
-                attempts=state.attempts,
-                last_error=state.last_error,
-            )
-            EVENTS.labels(envelope.source, "dead_lettered").inc()
-            await self._audit_step(
-                envelope, "dead_lettered", reason=step.reason, attempts=state.attempts
-            )
-            return
-        not_before = now + step.delay
-        topic = retry_topic(self._settings, step.index)
-        waiting = RetryState(state.attempts, not_before, state.history)
-        # The same partition number as the record's: the dedupe shard stays with the event.
-        await self._publisher.publish(
-            topic,
-            record.key,
-            record.value,
-            retry_headers(_base_headers(record), waiting),
-            partition=record.partition,
-        )
-        self._store.put(key, DedupeRecord(DedupeState.RETRYING, now, delivered))
-        log.info(
-            "retry_scheduled", tier=step.index, delay=round(step.delay, 3), attempts=state.attempts
-        )
-        EVENTS.labels(envelope.source, "retry_scheduled").inc()
-        await self._audit_step(
-            envelope,
-            "retry_scheduled",
-            tier=step.index,
-            not_before=not_before,
-            attempts=state.attempts,
-            last_error=waiting.last_error,
-        )
-
-    def _arrival(self, record: Incoming, state: RetryState) -> Arrival:
-        if record.topic != self._settings.topics.events:
-            return Arrival.RETRY
-        if self._reprocess(record.topic, record.partition, record.offset):
-            return Arrival.REPROCESS
-        if h.REDRIVE in record.headers:
-            return Arrival.REDRIVE
-        return Arrival.NEW
+        if outcome.dedupe is not None:
+            self._store.put(dedupe_key(event.source, event.event_id), outcome.dedupe)
+        _log_outcome(outcome, event)
+        EVENTS.labels(event.source, outcome.kind.value).inc()
+        await self._write_audit(event, outcome.steps)
 
     async def _wait_until(self, not_before: float) -> bool:
         """Hold this tier's stream until the record is due (tiers are FIFO by delay).
@@ -300,56 +234,60 @@ class EventProcessor:
             record.topic,
             record.key,
             record.value,
-            list(record.headers.items()),
+            [(k, v) for k, v in record.headers.items() if k not in TRACE_HEADERS],
             partition=record.partition,
         )
         log.info("retry_deferred_for_shutdown", topic=record.topic, partition=record.partition)
 
     async def _dead_letter_raw(self, record: Incoming, reason: str) -> None:
         """Poison or an internal error: the raw bytes go to the DLQ, nothing is skipped silently."""
-        now = self._clock()
-        headers = [
-            (k, v) for k, v in record.headers.items() if k not in (h.DLQ_REASON, h.DEAD_LETTERED_AT)
-        ]
-        headers += [
-            (h.DLQ_REASON, reason.encode()),
-            (h.DEAD_LETTERED_AT, str(int(now * 1000)).encode()),
-            (h.ORIGIN, f"{record.topic}/{record.partition}/{record.offset}".encode()),
-        ]
-        source = h.text(record.headers, h.SOURCE) or "unknown"
+        headers = poison_headers(
+            record.headers.items(),
+            reason,
+            self._clock(),
+            f"{record.topic}/{record.partition}/{record.offset}",
+        )
         await self._publisher.publish(
             self._dlq, record.key, record.value, headers, partition=record.partition
         )
         log.error("dead_lettered_raw", reason=reason, topic=record.topic, offset=record.offset)
-        EVENTS.labels(
-            source if source in self._settings.sources else "unknown", "dead_lettered"
-        ).inc()
+        source = source_of(record.headers)
+        known = source if source in self._settings.sources else "unknown"
+        EVENTS.labels(known, Kind.DEAD_LETTERED.value).inc()
 
-    async def _audit_step(self, envelope: Envelope, kind: str, **details: Any) -> None:
-        """Note one step of the event's history; `_flush_audit` writes them as one record."""
-        steps = _AUDIT_STEPS.get()
-        if steps is not None:
-            steps.append({"kind": kind, "at": self._clock(), **details})
-
-    async def _flush_audit(self, envelope: Envelope, steps: list[dict[str, Any]]) -> None:
+    async def _write_audit(self, event: Arrived, steps: tuple[AuditStep, ...]) -> None:
+        """One audit record per processing round: audit writes are the worker's second-largest
+        cost after the dedupe table's changelog."""
+        if not steps:
+            return
         span = trace.get_current_span().get_span_context()
         entry = {
-            "event_id": envelope.event_id,
-            "source": envelope.source,
+            "event_id": event.event_id,
+            "source": event.source,
             "trace_id": format(span.trace_id, "032x") if span.is_valid else None,
-            "steps": steps,
+            "steps": list(steps),
         }
-        key = dedupe_key(envelope.source, envelope.event_id).encode()
+        key = dedupe_key(event.source, event.event_id).encode()
         await self._publisher.emit(
             self._audit, key, json.dumps(entry, separators=(",", ":")).encode(), []
         )
 
 
-def _base_headers(record: Incoming) -> list[tuple[str, bytes]]:
-    """The record's headers; the publisher moves its trace context on to the hop's span."""
-    return list(record.headers.items())
-
-
-def _longest_retry_after(results: list[AttemptResult]) -> float | None:
-    waits = [r.retry_after for r in results if r.retry_after is not None]
-    return max(waits) if waits else None
+def _log_outcome(outcome: Outcome, event: Arrived) -> None:
+    state = outcome.state
+    route = outcome.route
+    if outcome.kind is Kind.DUPLICATE:
+        log.info("duplicate_skipped", arrival=event.arrival.value)
+    elif outcome.kind is Kind.DELIVERED:
+        log.info("delivered", destinations=list(outcome.delivered), attempts=state.attempts)
+    elif isinstance(route, ToRetry):
+        log.info(
+            "retry_scheduled", tier=route.tier, delay=round(route.delay, 3), attempts=state.attempts
+        )
+    elif isinstance(route, ToDeadLetter):
+        log.warning(
+            "dead_lettered",
+            reason=route.reason,
+            attempts=state.attempts,
+            last_error=state.last_error,
+        )

@@ -62,7 +62,7 @@ def kafka_bootstrap(request: pytest.FixtureRequest) -> Iterator[str]:
         broker.stop()
 
 
-def base_config(bootstrap: str, data_dir: Path, **sections: Any) -> dict[str, Any]:
+def base_config(bootstrap: str, data_dir: Path, /, **sections: Any) -> dict[str, Any]:
     """A config with unique topics and group, so tests never see each other's records."""
     tag = uuid.uuid4().hex[:10]
     config: dict[str, Any] = {

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from hookstream.core.headers import parse_position
+
 
 def waiting(start: int, end: int, committed: int | None) -> int:
     """Records of one partition the group has not consumed: from its committed offset (the
     log start when it has none, or one older than retention) to the end offset."""
     position = start if committed is None or committed < start else min(committed, end)
     return max(0, end - position)
-
-
-def parse_position(marker: bytes) -> tuple[int, int] | None:
-    """A redrive marker's `partition/offset`; None when it is not one."""
-    partition, sep, offset = marker.decode("ascii", "replace").partition("/")
-    if not sep or not partition.isdigit() or not offset.isdigit():
-        return None
-    return int(partition), int(offset)
 
 
 class DeadLetterLedger:

@@ -7,12 +7,11 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from jsonpointer import JsonPointerException, resolve_pointer
 
-from hookstream.config import SourceSettings
-from hookstream.core.signatures import header_family, hmac_scheme
+from hookstream.core.signatures import header_family
 from hookstream.errors import HookstreamError
 
 _MISSING = object()
@@ -25,6 +24,28 @@ class UnusableEvent(HookstreamError):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+
+
+class SourceRules(Protocol):
+    """What this module reads of a source's config (a source's settings satisfy it)."""
+
+    @property
+    def scheme(self) -> str: ...
+
+    @property
+    def event_id(self) -> str | None: ...
+
+    @property
+    def event_type(self) -> str | None: ...
+
+    @property
+    def entity_id(self) -> str | None: ...
+
+    @property
+    def header(self) -> str | None: ...
+
+    @property
+    def timestamp_header(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +189,7 @@ def _first(locators: tuple[str, ...], headers: Mapping[str, str], body: _Body) -
     return None
 
 
-def describe_event(source: SourceSettings, headers: Mapping[str, str], body: bytes) -> EventFacts:
+def describe_event(source: SourceRules, headers: Mapping[str, str], body: bytes) -> EventFacts:
     """Event id, type and entity id of an authentic request; UnusableEvent if no id."""
     defaults = default_locators(source.scheme, headers)
     doc = _Body(body)
@@ -202,12 +223,11 @@ def _optional(
     return _first(defaults, headers, body)
 
 
-def signature_headers(source: SourceSettings, headers: Mapping[str, str]) -> dict[str, str]:
+def signature_headers(source: SourceRules, headers: Mapping[str, str]) -> dict[str, str]:
     """The request headers that re-verifying or replaying the event needs."""
     names: list[str] = list(SIGNATURE_HEADERS.get(source.scheme, ()))
     if source.scheme == "hmac":
-        scheme = hmac_scheme(source)
-        names += [scheme.header] + ([scheme.timestamp_header] if scheme.timestamp_header else [])
+        names += [name for name in (source.header, source.timestamp_header) if name]
     defaults = default_locators(source.scheme, headers)
     configured = (source.event_id, source.event_type, source.entity_id)
     for locator in (*configured, *defaults.event_id, *defaults.event_type, *defaults.entity_id):
@@ -221,7 +241,7 @@ def signature_headers(source: SourceSettings, headers: Mapping[str, str]) -> dic
     return kept
 
 
-def handshake_challenge(source: SourceSettings, body: bytes) -> str | None:
+def handshake_challenge(source: SourceRules, body: bytes) -> str | None:
     """Slack's ``url_verification``: the challenge to echo back, else None."""
     if source.scheme != "slack" or b"url_verification" not in body:
         return None

@@ -6,12 +6,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from fnmatch import fnmatchcase
+from typing import Protocol
 
-from hookstream.config import DestinationSettings
+
+class Selector(Protocol):
+    """What a destination selects: `None` means every source, or every event type."""
+
+    @property
+    def sources(self) -> Sequence[str] | None: ...
+
+    @property
+    def event_types(self) -> Sequence[str] | None: ...
 
 
 def matching_destinations(
-    destinations: Mapping[str, DestinationSettings], source: str, event_type: str | None
+    destinations: Mapping[str, Selector], source: str, event_type: str | None
 ) -> list[str]:
     """Names of the destinations whose `sources` and `event_types` select this event."""
     chosen = []
@@ -42,6 +51,10 @@ class AttemptResult:
     status: int | None = None
     retry_after: float | None = None
     duration: float = 0.0
+
+    @property
+    def is_delivered(self) -> bool:
+        return self.verdict is Verdict.DELIVERED
 
 
 def classify_status(status: int) -> Verdict:

@@ -12,14 +12,26 @@ from typing import Any
 
 from confluent_kafka import Producer
 from opentelemetry import propagate, trace
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link
 
 from hookstream.admin import producer_config
 from hookstream.config import Settings
-from hookstream.core import records as h
-from hookstream.core.records import Attempt, HeaderError, read_retry_state
+from hookstream.core.headers import (
+    TRACE_HEADERS,
+    Attempt,
+    HeaderError,
+    dead_lettered_at_ms,
+    describe_undecoded,
+    dlq_reason,
+    parse_position,
+    read_retry_state,
+    redrive_headers,
+    redriven_marker,
+    redriven_position,
+)
 from hookstream.errors import HookstreamError
 from hookstream.ops.scan import Record, scan
+from hookstream.telemetry import publish_span
 from hookstream.topics import dlq_topic
 from schemas import EnvelopeError, decode_envelope
 
@@ -93,7 +105,7 @@ class DeadLetter:
 
 def _entry(record: Record) -> DeadLetter:
     headers = record.headers
-    at_ms = int(headers.get(h.DEAD_LETTERED_AT, b"0") or 0) or record.timestamp_ms
+    at_ms = dead_lettered_at_ms(headers) or record.timestamp_ms
     try:
         state = read_retry_state(headers)
     except HeaderError:
@@ -102,15 +114,16 @@ def _entry(record: Record) -> DeadLetter:
         envelope = decode_envelope(record.value or b"")
     except EnvelopeError:
         envelope = None
+    event_id, source, event_type = describe_undecoded(headers)
     return DeadLetter(
         record=record,
-        event_id=envelope.event_id if envelope else h.text(headers, h.EVENT_ID),
-        source=envelope.source if envelope else h.text(headers, h.SOURCE),
-        event_type=envelope.event_type if envelope else h.text(headers, h.EVENT_TYPE),
+        event_id=envelope.event_id if envelope else event_id,
+        source=envelope.source if envelope else source,
+        event_type=envelope.event_type if envelope else event_type,
         entity_id=envelope.entity_id
         if envelope
         else (record.key or b"").decode("utf-8", "replace"),
-        reason=h.text(headers, h.DLQ_REASON),
+        reason=dlq_reason(headers),
         dead_lettered_at=datetime.fromtimestamp(at_ms / 1000, UTC),
         attempts=state.attempts if state else 0,
         history=list(state.history) if state else [],
@@ -123,10 +136,11 @@ def dead_letters(settings: Settings) -> list[DeadLetter]:
     entries: dict[tuple[int, int], DeadLetter] = {}
     redriven: set[tuple[int, int]] = set()
     for record in scan(settings, dlq_topic(settings)):
-        marker = record.headers.get(h.REDRIVEN)
+        marker = redriven_position(record.headers)
         if marker is not None:
-            partition, _, offset = marker.decode().partition("/")
-            redriven.add((int(partition), int(offset)))
+            position = parse_position(marker)
+            if position is not None:
+                redriven.add(position)
             continue
         entries[(record.partition, record.offset)] = _entry(record)
     live = [e for pos, e in entries.items() if pos not in redriven]
@@ -170,52 +184,31 @@ def redrive(settings: Settings, entries: list[DeadLetter]) -> int:
             errors.append(str(error))
 
     for entry in entries:
-        origin = entry.record.headers.get(h.TRACEPARENT)
-        links = []
-        if origin:
-            parent = trace.get_current_span(propagate.extract({"traceparent": origin.decode()}))
-            links.append(Link(parent.get_span_context()))
         # A redrive continues the event's own trace, and links to it as well.
-        context = propagate.extract({"traceparent": origin.decode()}) if origin else None
-        with tracer.start_as_current_span(
-            f"{settings.topics.events} redrive",
-            context=context,
-            kind=SpanKind.PRODUCER,
-            links=links,
+        origin = propagate.extract(
+            {k: v.decode("latin-1") for k, v in entry.record.headers.items() if k in TRACE_HEADERS}
+        )
+        origin_span = trace.get_current_span(origin).get_span_context()
+        with publish_span(
+            tracer,
+            settings.topics.events,
+            partition=entry.record.partition,
+            name=f"{settings.topics.events} redrive",
+            context=origin if origin_span.is_valid else None,
+            links=[Link(origin_span)] if origin_span.is_valid else [],
             attributes={
-                "messaging.system": "kafka",
-                "messaging.operation.type": "send",
                 "messaging.operation.name": "redrive",
-                "messaging.destination.name": settings.topics.events,
-                "messaging.destination.partition.id": str(entry.record.partition),
                 "messaging.message.id": entry.event_id or "",
                 "hookstream.dlq.position": entry.position,
             },
-        ):
-            carrier: dict[str, str] = {}
-            propagate.inject(carrier)
-            dropped = {
-                h.TRACEPARENT,
-                h.TRACESTATE,
-                h.ATTEMPTS,
-                h.NOT_BEFORE,
-                h.LAST_ERROR,
-                h.HISTORY,
-                h.DEAD_LETTERED_AT,
-                h.DLQ_REASON,
-                h.ORIGIN,
-                h.REDRIVE,
-            }
-            headers: list[tuple[str, str | bytes | None]] = [
-                (k, v) for k, v in entry.record.headers.items() if k not in dropped
-            ]
-            headers += [(k, v.encode()) for k, v in carrier.items()]
-            headers.append((h.REDRIVE, entry.position.encode()))
+        ) as trace_headers:
             producer.produce(
                 settings.topics.events,
                 key=entry.record.key,
                 value=entry.record.value,
-                headers=headers,
+                headers=_kafka_headers(
+                    trace_headers + redrive_headers(entry.record.headers.items(), entry.position)
+                ),
                 partition=entry.record.partition,
                 on_delivery=report,
             )
@@ -228,10 +221,7 @@ def redrive(settings: Settings, entries: list[DeadLetter]) -> int:
             dlq_topic(settings),
             key=entry.record.key,
             value=None,
-            headers=[
-                (h.REDRIVEN, entry.position.encode()),
-                ("hookstream-redriven-at", str(int(time.time() * 1000)).encode()),
-            ],
+            headers=_kafka_headers(redriven_marker(entry.position, time.time())),
             partition=entry.record.partition,
             on_delivery=report,
         )
@@ -240,6 +230,11 @@ def redrive(settings: Settings, entries: list[DeadLetter]) -> int:
             "records were redriven but not all were marked in the DLQ: " + "; ".join(errors[:5])
         )
     return len(entries)
+
+
+def _kafka_headers(headers: list[tuple[str, bytes]]) -> list[tuple[str, str | bytes | None]]:
+    """The same list, typed as confluent-kafka takes it."""
+    return list(headers)
 
 
 def dump(items: list[dict[str, Any]]) -> str:

@@ -14,7 +14,7 @@ from .conftest import ROOT, Obj, find_tool, run
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "hookstream.json"
 
-# The metric names PRODUCT.md §3 promises.
+# The metric names docs/architecture.md promises.
 PRODUCT_METRICS = (
     "hookstream_ingress_requests_total",
     "hookstream_signature_failures_total",

@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from hookstream.config import Settings
-from hookstream.core.signatures import sign_request
+from hookstream.sources import sign_request
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration

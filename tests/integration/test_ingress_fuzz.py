@@ -36,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from hookstream.config import Settings
-from hookstream.core.signatures import sign_request
+from hookstream.sources import sign_request
 from ingress.app import create_app
 from tests.integration.test_end_to_end import topic_record_count
 

@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 from pydantic import SecretStr
 
 from hookstream.config import SecretEntry, Settings
-from hookstream.core.signatures import sign_request
+from hookstream.sources import sign_request
 
 pytestmark = pytest.mark.integration
 

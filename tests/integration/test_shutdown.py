@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from hookstream.config import Settings
-from hookstream.core.signatures import sign_request
+from hookstream.sources import sign_request
 from tests.conftest import ROOT
 from tests.integration.test_end_to_end import event_body
 

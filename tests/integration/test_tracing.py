@@ -24,7 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from hookstream.core.signatures import sign_request
+from hookstream.sources import sign_request
 from hookstream.telemetry import install_tracer_provider, span_exporters, trace_export
 from hookstream.topics import retry_topic
 from tests.conftest import HMAC_SECRET, ROOT, STANDARD_SECRET

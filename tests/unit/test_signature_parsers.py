@@ -23,7 +23,6 @@ from hookstream.core.signatures import (
     Reason,
     VerificationError,
     b64decode_strict,
-    build_verifier,
     check_timestamp,
     header_text,
     hexdecode_strict,
@@ -32,6 +31,7 @@ from hookstream.core.signatures import (
     parse_stripe_signature,
     parse_timestamp,
 )
+from hookstream.sources import build_verifier
 
 # Any text a client can put in a header: printable or not, non-ASCII, and the lone
 # surrogates aiohttp uses for bytes that are not UTF-8.

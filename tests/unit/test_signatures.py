@@ -23,13 +23,8 @@ from multidict import CIMultiDict
 from slack_sdk.signature import SignatureVerifier
 
 from hookstream.config import SourceSettings
-from hookstream.core.signatures import (
-    SCHEMES,
-    Reason,
-    VerificationError,
-    build_verifier,
-    sign_request,
-)
+from hookstream.core.signatures import Reason, VerificationError
+from hookstream.sources import SCHEMES, build_verifier, sign_request
 
 NOW = 1_700_000_000.0
 BODY = b'{"id":"evt_1","type":"invoice.paid","data":{"object":{"customer":"cus_1"}}}'

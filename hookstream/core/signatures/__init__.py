@@ -37,15 +37,6 @@ from hookstream.core.signatures.parsing import (
     parse_stripe_signature,
     parse_timestamp,
 )
-from hookstream.core.signatures.registry import (
-    SCHEMES,
-    build_hmac,
-    build_standard,
-    build_stripe,
-    build_verifier,
-    hmac_scheme,
-    sign_request,
-)
 from hookstream.core.signatures.standard import (
     StandardVerifier,
     header_family,
@@ -56,7 +47,6 @@ from hookstream.core.signatures.stripe import STRIPE_HEADER, StripeVerifier, sig
 
 __all__ = [
     "GITHUB",
-    "SCHEMES",
     "SHOPIFY",
     "SLACK",
     "STRIPE_HEADER",
@@ -72,20 +62,14 @@ __all__ = [
     "active_keys",
     "any_matches",
     "b64decode_strict",
-    "build_hmac",
-    "build_standard",
-    "build_stripe",
-    "build_verifier",
     "check_timestamp",
     "header_family",
     "header_text",
     "hexdecode_strict",
-    "hmac_scheme",
     "parse_prefixed",
     "parse_standard_signatures",
     "parse_stripe_signature",
     "parse_timestamp",
-    "sign_request",
     "sign_standard",
     "sign_stripe",
     "standard_secret",

@@ -1,4 +1,8 @@
-"""From a source's config to its verifier, and signing the way each provider signs."""
+"""From a source's config to its verifier, and signing the way each provider signs.
+
+The config layer's side of signatures: `hookstream.core.signatures` verifies with plain
+keys and rules; this module reads them out of a source's settings.
+"""
 
 from __future__ import annotations
 
