@@ -7,8 +7,10 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp import web
@@ -16,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from hookstream.config import Settings, SourceSettings
 from hookstream.errors import ConfigError
+from hookstream.ops.audit import histories, summarize
 from hookstream.sources import sign_request
 
 
@@ -65,8 +68,24 @@ def _source(settings: Settings, name: str) -> SourceSettings:
     return settings.sources[name]
 
 
-def _base_url(settings: Settings, url: str | None) -> str:
-    return (url or f"http://localhost:{settings.ingress.port}").rstrip("/")
+def local_ingress(settings: Settings) -> str:
+    """The base URL of the ingress this config runs locally."""
+    return f"http://localhost:{settings.ingress.port}"
+
+
+def webhook_url(url: str, source: str) -> str:
+    """The URL to POST `source`'s webhooks to, from the ingress's base URL or the full
+    `.../webhooks/SOURCE` URL; ValueError if the URL names another source."""
+    parts = urlsplit(url)
+    path = parts.path.rstrip("/")
+    _, found, named = path.rpartition("/webhooks/")
+    if path.endswith("/webhooks"):
+        path = f"{path}/{source}"
+    elif not found or "/" in named:
+        path = f"{path}/webhooks/{source}"
+    elif unquote(named) != source:
+        raise ValueError(f"{url} is the URL of source {unquote(named)!r}, not of {source!r}")
+    return urlunsplit(parts._replace(path=path))
 
 
 def send_one(
@@ -75,9 +94,9 @@ def send_one(
     body: bytes | None,
     event_id: str | None,
     event_type: str,
-    url: str | None,
+    url: str,
 ) -> tuple[int, str]:
-    """POST one signed event; return the status and the answer's text."""
+    """POST one signed event to `url` (see `webhook_url`); return the status and the answer."""
     source = _source(settings, name)
     event_id = event_id or f"evt_{uuid.uuid4().hex[:20]}"
     body = (
@@ -88,9 +107,7 @@ def send_one(
     async def post() -> tuple[int, str]:
         async with (
             aiohttp.ClientSession() as session,
-            session.post(
-                f"{_base_url(settings, url)}/webhooks/{name}", data=body, headers=headers
-            ) as response,
+            session.post(url, data=body, headers=headers) as response,
         ):
             return response.status, await response.text()
 
@@ -147,74 +164,215 @@ def _worker_counts(settings: Settings) -> dict[str, float]:
     return counts
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far the demo is while it waits for deliveries."""
+
+    delivered: int
+    expected: int
+    elapsed: float
+    wait: float
+
+
+@dataclass(frozen=True)
+class Trail:
+    """What the audit trail says of one event."""
+
+    state: str  # accepted | processing | retrying | delivered | dead_lettered
+    attempts: int
+    tier: int | None  # the retry tier it waits in, while retrying
+    trace_id: str | None
+
+    @classmethod
+    def of(cls, event_id: str, steps: list[dict[str, Any]]) -> Trail:
+        """From the event's audit steps, oldest first."""
+        summary = summarize(event_id, steps)
+        tiers = [int(s["tier"]) for s in steps if s["kind"] == "retry_scheduled" and "tier" in s]
+        tier = tiers[-1] if summary["state"] == "retrying" and tiers else None
+        return cls(summary["state"], summary["attempts"], tier, summary["trace_id"])
+
+
+def _place(accepted: bool, trail: Trail | None) -> tuple[int, int, str]:
+    """Where an event the demo's sink did not get is: (rank, tier, words)."""
+    if not accepted:
+        return 0, 0, "not accepted by the ingress"
+    if trail is None or trail.state == "accepted":
+        return 1, 0, "not yet seen by the worker"
+    if trail.state == "processing":
+        return 2, 0, "being processed by the worker"
+    if trail.state == "retrying":
+        return 3, trail.tier or 0, f"retrying in tier {trail.tier}"
+    if trail.state == "dead_lettered":
+        return 4, 0, "dead-lettered"
+    return 5, 0, "delivered, but not to the demo's sink"
+
+
+def whereabouts(
+    events: Iterable[str],
+    accepted: Collection[str],
+    delivered: Collection[str],
+    trails: Mapping[str, Trail],
+) -> dict[str, list[str]]:
+    """Each event the demo's sink did not get, by where it is (places in pipeline order)."""
+    found: dict[tuple[int, int, str], list[str]] = {}
+    for event_id in events:
+        if event_id not in delivered:
+            place = _place(event_id in accepted, trails.get(event_id))
+            found.setdefault(place, []).append(event_id)
+    return {words: ids for (_, _, words), ids in sorted(found.items())}
+
+
+def pick_sample(events: Iterable[str], trails: Mapping[str, Trail]) -> str | None:
+    """An event worth looking up: delivered after a retry if any, else delivered, else seen."""
+
+    def interest(event_id: str) -> tuple[bool, bool, bool]:
+        trail = trails.get(event_id)
+        done = trail is not None and trail.state == "delivered"
+        return done and trail is not None and trail.attempts > 1, done, trail is not None
+
+    return max(events, key=interest, default=None)
+
+
+@dataclass(frozen=True)
+class DemoReport:
+    """What became of the demo's events."""
+
+    counts: dict[str, Any]  # requests, answers, accepted, delivered, deduped, retried, ...
+    events: int  # distinct events made
+    undelivered: dict[str, list[str]]  # where each event the sink did not get is
+    sample: str | None
+    trails: dict[str, Trail]
+
+
+@dataclass
+class _Burst:
+    answers: dict[int, int] = field(default_factory=dict)
+    unreachable: int = 0
+    accepted: dict[str, int] = field(default_factory=dict)  # event id -> 202 answers
+
+
+def _demo_events(
+    scheme: str, count: int, duplicates: float, rng: random.Random
+) -> list[tuple[str, bytes]]:
+    """`count` distinct events, a `duplicates` share of them sent twice."""
+    events = []
+    for i in range(count):
+        event_id = f"demo_{uuid.uuid4().hex[:16]}"
+        body = sample_body(event_id, "demo.event", f"cus_{i % 20}", scheme)
+        events.append((event_id, body))
+        if rng.random() < duplicates:
+            events.append((event_id, body))
+    return events
+
+
+async def _post_all(url: str, source: SourceSettings, events: list[tuple[str, bytes]]) -> _Burst:
+    burst = _Burst()
+    limit = asyncio.Semaphore(32)
+    async with aiohttp.ClientSession() as session:
+
+        async def post(event_id: str, body: bytes) -> None:
+            headers = signed_request(source, body, event_id, "demo.event")
+            async with limit:
+                try:
+                    async with session.post(url, data=body, headers=headers) as response:
+                        status = response.status
+                except aiohttp.ClientError:
+                    burst.unreachable += 1
+                    return
+            burst.answers[status] = burst.answers.get(status, 0) + 1
+            if status == 202:
+                burst.accepted[event_id] = burst.accepted.get(event_id, 0) + 1
+
+        await asyncio.gather(*(post(e, b) for e, b in events))
+    return burst
+
+
+async def _wait_for_deliveries(
+    sink: DemoSink, expected: int, wait: float, progress: Callable[[Progress], None] | None
+) -> None:
+    """Until the sink has every accepted event or `wait` seconds passed; progress each second."""
+    started = time.monotonic()
+    reported = started
+    while (elapsed := time.monotonic() - started) < wait and len(sink.delivered) < expected:
+        await asyncio.sleep(min(0.25, wait - elapsed))
+        if progress is not None and time.monotonic() - reported >= 1.0:
+            reported = time.monotonic()
+            progress(Progress(len(sink.delivered), expected, reported - started, wait))
+
+
+async def _burst(
+    settings: Settings,
+    name: str,
+    sink: DemoSink,
+    events: list[tuple[str, bytes]],
+    wait: float,
+    progress: Callable[[Progress], None] | None,
+) -> _Burst:
+    target = _demo_target(settings, name)
+    app = web.Application()
+    app.router.add_post(target.path or "/", sink.receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, target.hostname, target.port or 80).start()
+        url = webhook_url(local_ingress(settings), name)
+        burst = await _post_all(url, settings.sources[name], events)
+        await _wait_for_deliveries(sink, len(burst.accepted), wait, progress)
+    finally:
+        await runner.cleanup()
+    return burst
+
+
+def _demo_target(settings: Settings, name: str) -> SplitResult:
+    """Where the demo serves its sink: the first url destination that takes `name`."""
+    for destination in settings.destinations.values():
+        if destination.url and (destination.sources is None or name in destination.sources):
+            return urlsplit(str(destination.url))
+    raise ConfigError("destinations", f"the demo needs a url destination for source {name!r}")
+
+
 def run_demo(
-    settings: Settings, name: str, count: int, duplicates: float, fail_rate: float, wait: float
-) -> dict[str, Any]:
+    settings: Settings,
+    name: str,
+    count: int,
+    duplicates: float,
+    fail_rate: float,
+    wait: float,
+    progress: Callable[[Progress], None] | None = None,
+) -> DemoReport:
     """Send `count` events (a share twice) and report what the pipeline made of them."""
     source = _source(settings, name)
-    sinks = [
-        d
-        for d in settings.destinations.values()
-        if d.url and (d.sources is None or name in d.sources)
-    ]
-    if not sinks:
-        raise ConfigError("destinations", f"the demo needs a url destination for source {name!r}")
-    target = urlsplit(str(sinks[0].url))
+    _demo_target(settings, name)  # a config error before anything is sent
     before = _worker_counts(settings)
     rng = random.Random()
     sink = DemoSink(fail_rate, rng)
-    sent: dict[str, int] = {}
-
-    async def burst() -> dict[str, Any]:
-        app = web.Application()
-        app.router.add_post(target.path or "/", sink.receive)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, target.hostname, target.port or 80).start()
-        events = []
-        for i in range(count):
-            event_id = f"demo_{uuid.uuid4().hex[:16]}"
-            body = sample_body(event_id, "demo.event", f"cus_{i % 20}", source.scheme)
-            events.append((event_id, body))
-            if rng.random() < duplicates:
-                events.append((event_id, body))
-        answers: dict[int, int] = {}
-        limit = asyncio.Semaphore(32)
-        async with aiohttp.ClientSession() as session:
-
-            async def post(event_id: str, body: bytes) -> None:
-                async with limit:
-                    headers = signed_request(source, body, event_id, "demo.event")
-                    async with session.post(
-                        f"{_base_url(settings, None)}/webhooks/{name}", data=body, headers=headers
-                    ) as response:
-                        answers[response.status] = answers.get(response.status, 0) + 1
-                        if response.status == 202:
-                            sent[event_id] = sent.get(event_id, 0) + 1
-
-            await asyncio.gather(*(post(e, b) for e, b in events))
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and len(sink.delivered) < len(sent):
-                await asyncio.sleep(0.25)
-        await runner.cleanup()
-        return {"answers": answers, "requests": len(events)}
-
-    result = asyncio.run(burst())
+    events = _demo_events(source.scheme, count, duplicates, rng)
+    burst = asyncio.run(_burst(settings, name, sink, events, wait, progress))
     after = _worker_counts(settings)
+    audited = histories(settings, set(burst.accepted), name) if burst.accepted else {}
+    trails = {event_id: Trail.of(event_id, steps) for event_id, steps in audited.items()}
 
     def delta(outcome: str) -> int:
         return int(after.get(outcome, 0.0) - before.get(outcome, 0.0))
 
-    return {
-        "requests": result["requests"],
-        "answers": dict(sorted(result["answers"].items())),
-        "accepted": sum(sent.values()),
-        "distinct": len(sent),
+    distinct = list(dict.fromkeys(event_id for event_id, _ in events))
+    counts = {
+        "requests": len(events),
+        "answers": dict(sorted(burst.answers.items())),
+        **({"unreachable": burst.unreachable} if burst.unreachable else {}),
+        "accepted": sum(burst.accepted.values()),
+        "distinct": len(burst.accepted),
         "delivered": len(sink.delivered),
         "redelivered": sum(n - 1 for n in sink.delivered.values()),
         "sink_failures": sink.failed,
         "deduped": delta("duplicate"),
         "retried": delta("retry_scheduled"),
         "dead_lettered": delta("dead_lettered"),
-        "failed": delta("failed"),
     }
+    return DemoReport(
+        counts,
+        len(distinct),
+        whereabouts(distinct, burst.accepted, sink.delivered, trails),
+        pick_sample(burst.accepted, trails),
+        trails,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,24 +26,31 @@ def event_history(
     settings: Settings, event_id: str, source: str | None = None
 ) -> list[dict[str, Any]]:
     """Every audit step of `event_id` (of any source unless one is given), oldest first."""
-    keys = None if source is None else {dedupe_key(source, event_id).encode()}
-    steps = []
+    return histories(settings, {event_id}, source).get(event_id, [])
+
+
+def histories(
+    settings: Settings, event_ids: Collection[str], source: str | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """The audit steps of each of `event_ids` (of any source unless one is given), in one
+    read of the audit topic; oldest first per event, events never audited left out."""
+    keys = None if source is None else {dedupe_key(source, e).encode() for e in event_ids}
+    found: dict[str, list[dict[str, Any]]] = {}
     for record in scan(settings, audit_topic(settings)):
-        if keys is not None and record.key not in keys:
-            continue
-        if record.value is None:
+        if (keys is not None and record.key not in keys) or record.value is None:
             continue
         try:
             entry = json.loads(record.value)
         except ValueError:
             continue
-        if entry.get("event_id") != event_id or (
-            source is not None and entry.get("source") != source
-        ):
+        event_id = entry.get("event_id")
+        if not isinstance(event_id, str) or event_id not in event_ids:
+            continue
+        if source is not None and entry.get("source") != source:
             continue
         common = {k: entry.get(k) for k in ("event_id", "source", "trace_id")}
-        steps += [{**common, **step} for step in entry.get("steps", [])]
-    return sorted(steps, key=lambda s: float(s.get("at", 0)))
+        found.setdefault(event_id, []).extend({**common, **s} for s in entry.get("steps", []))
+    return {e: sorted(steps, key=lambda s: float(s.get("at", 0))) for e, steps in found.items()}
 
 
 def summarize(event_id: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
