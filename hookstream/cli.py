@@ -152,7 +152,7 @@ def topics() -> None:
 @config_option
 def topics_create(settings: Settings) -> None:
     """Create every topic the config implies (idempotent)."""
-    from hookstream.admin import create_topics
+    from hookstream.kafka.admin import create_topics
 
     for state in create_topics(settings):
         verb = "created" if state.created else "exists "
@@ -166,7 +166,7 @@ def topics_create(settings: Settings) -> None:
 @config_option
 def topics_describe(settings: Settings, as_json: bool) -> None:
     """Show the topics and whether they exist."""
-    from hookstream.admin import describe_topics
+    from hookstream.kafka.admin import describe_topics
 
     states = describe_topics(settings)
     if as_json:
@@ -225,8 +225,8 @@ def worker(settings: Settings, log_level: str) -> None:
 @config_option
 def run(settings: Settings) -> None:
     """Everything locally, in the foreground: broker, topics, ingress, worker. Ctrl-C stops it all."""
-    from hookstream.admin import create_topics
     from hookstream.broker.local import answers_metadata
+    from hookstream.kafka.admin import create_topics
 
     broker = None
     if not answers_metadata(settings.kafka.bootstrap_servers):

@@ -14,7 +14,6 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hookstream.admin import producer_config
 from hookstream.config import Settings
 from hookstream.core import records
 from hookstream.core.events import (
@@ -25,9 +24,10 @@ from hookstream.core.events import (
 )
 from hookstream.core.signatures import VerificationError, Verifier, build_verifier
 from hookstream.errors import ConfigError
+from hookstream.kafka.clients import producer_config
+from hookstream.kafka.topics import max_record_bytes
 from hookstream.metrics import INGRESS_REQUESTS, PRODUCE_SECONDS, SIGNATURE_FAILURES
 from hookstream.telemetry import http_server_middlewares
-from hookstream.topics import max_record_bytes
 from ingress.errors import CannotEnqueue, RecordTooLarge
 from ingress.producer import EventProducer
 from ingress.replay import ReplayCache

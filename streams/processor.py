@@ -32,8 +32,8 @@ from hookstream.core.records import (
 )
 from hookstream.core.retry import DeadLetter, RetryPolicy
 from hookstream.core.routing import AttemptResult, Verdict, matching_destinations, overall
+from hookstream.kafka.topics import audit_topic, dlq_topic, retry_topic
 from hookstream.metrics import EVENTS, PROCESSING_SECONDS
-from hookstream.topics import audit_topic, dlq_topic, retry_topic
 from schemas import Envelope, EnvelopeError, decode_envelope
 from streams.delivery import Deliverer
 

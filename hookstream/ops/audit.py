@@ -8,8 +8,8 @@ from typing import Any
 
 from hookstream.config import Settings
 from hookstream.core.dedupe import dedupe_key
-from hookstream.ops.scan import scan
-from hookstream.topics import audit_topic
+from hookstream.kafka.reading import read_to_end
+from hookstream.kafka.topics import audit_topic
 
 # The state an event is in after each kind of audit step.
 STATE_AFTER = {
@@ -27,7 +27,7 @@ def event_history(
     """Every audit step of `event_id` (of any source unless one is given), oldest first."""
     keys = None if source is None else {dedupe_key(source, event_id).encode()}
     steps = []
-    for record in scan(settings, audit_topic(settings)):
+    for record in read_to_end(settings, audit_topic(settings)):
         if keys is not None and record.key not in keys:
             continue
         if record.value is None:

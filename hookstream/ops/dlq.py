@@ -14,13 +14,13 @@ from confluent_kafka import Producer
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanKind
 
-from hookstream.admin import producer_config
 from hookstream.config import Settings
 from hookstream.core import records as h
 from hookstream.core.records import Attempt, HeaderError, read_retry_state
 from hookstream.errors import HookstreamError
-from hookstream.ops.scan import Record, scan
-from hookstream.topics import dlq_topic
+from hookstream.kafka.clients import producer_config
+from hookstream.kafka.reading import Record, read_to_end
+from hookstream.kafka.topics import dlq_topic
 from schemas import EnvelopeError, decode_envelope
 
 tracer = trace.get_tracer("hookstream.ops")
@@ -122,7 +122,7 @@ def dead_letters(settings: Settings) -> list[DeadLetter]:
     """DLQ entries not yet redriven, oldest first."""
     entries: dict[tuple[int, int], DeadLetter] = {}
     redriven: set[tuple[int, int]] = set()
-    for record in scan(settings, dlq_topic(settings)):
+    for record in read_to_end(settings, dlq_topic(settings)):
         marker = record.headers.get(h.REDRIVEN)
         if marker is not None:
             partition, _, offset = marker.decode().partition("/")
