@@ -178,8 +178,8 @@ def main() -> None:
         print(f"{rate:.1f}")
         return
 
-    from hookstream.admin import create_topics
     from hookstream.config import load_settings
+    from hookstream.kafka.admin import create_topics
 
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
     with tempfile.TemporaryDirectory(prefix="hookstream-bench-") as tmp:

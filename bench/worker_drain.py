@@ -26,9 +26,10 @@ from confluent_kafka.admin import AdminClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hookstream.admin import create_topics, producer_config  # noqa: E402
 from hookstream.broker import LocalKafka  # noqa: E402
 from hookstream.config import load_settings  # noqa: E402
+from hookstream.kafka.admin import create_topics  # noqa: E402
+from hookstream.kafka.clients import producer_config  # noqa: E402
 from schemas import Envelope, encode_envelope  # noqa: E402
 
 

@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from hookstream.core.durations import parse_duration
 from hookstream.errors import ConfigError
+from hookstream.kafka.connection import KafkaConnection
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Scheme = Literal["stripe", "github", "shopify", "slack", "standard", "hmac"]
@@ -31,14 +32,6 @@ DEFAULT_CONFIG_FILE = Path("hookstream.yaml")
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class KafkaSettings(_Section):
-    bootstrap_servers: str = "localhost:9092"
-    client: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    # client settings read from environment variables (e.g. sasl.password from a
-    # Kubernetes Secret): {librdkafka key: VARIABLE}; resolved into `client` at load.
-    client_env: dict[str, str] = Field(default_factory=dict)
 
 
 class TopicSettings(_Section):
@@ -149,7 +142,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="forbid", frozen=True)
 
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    kafka: KafkaConnection = Field(default_factory=KafkaConnection)
     topics: TopicSettings = Field(default_factory=TopicSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     dedupe: DedupeSettings = Field(default_factory=DedupeSettings)

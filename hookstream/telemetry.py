@@ -8,13 +8,14 @@ with `OTEL_EXPORTER_OTLP_PROTOCOL=grpc`; `OTEL_TRACES_EXPORTER=console` prints s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import warnings
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 from aiohttp.typedefs import Middleware
@@ -42,26 +43,71 @@ def _add_trace_context(
 
 
 def setup_logging(level: str = "info", json_logs: bool | None = None) -> None:
-    """Structured logs: JSON lines, or readable ones when a terminal is attached."""
+    """Structured logs: JSON lines, or readable ones when a terminal is attached.
+
+    hookstream's own events and every stdlib record (Faust, mode, aiokafka, aiohttp,
+    librdkafka through confluent-kafka's logger, warnings) end as one line each, rendered
+    alike, on stderr. Call it before Faust's Worker starts, and start that with
+    `override_logging=False`, or it replaces the root handler with its own plain text.
+    """
     as_json = not sys.stderr.isatty() if json_logs is None else json_logs
     renderer: Any = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
     )
     numeric = logging.getLevelName(level.upper())
-    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(message)s")
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_trace_context,
+    ]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    logging.captureWarnings(True)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _add_trace_context,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=lambda name=None, *_: LineWriter(handler, name),
         cache_logger_on_first_use=True,
     )
+
+
+class LineWriter:
+    """structlog's output for hookstream's own events: the rendered line is written straight
+    to the stdlib handler's stream, under the handler's lock.
+
+    Going through a stdlib Logger would cost three times as much per event (a LogRecord,
+    then ProcessorFormatter's copy of it) on the ingress's request path; sharing the lock
+    keeps lines from a Kafka client's thread from splitting ours.
+    """
+
+    def __init__(self, handler: logging.StreamHandler[TextIO], name: str | None = None) -> None:
+        self._handler = handler
+        self.name = name or "hookstream"
+
+    def msg(self, message: str) -> None:
+        """Write one rendered event as one line."""
+        with self._handler.lock or contextlib.nullcontext():
+            self._handler.stream.write(message + "\n")
+            self._handler.stream.flush()
+
+    log = debug = info = warn = warning = msg
+    err = error = critical = exception = fatal = failure = msg
 
 
 @dataclass(frozen=True, slots=True)

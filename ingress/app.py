@@ -13,7 +13,6 @@ from aiohttp import web
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hookstream.admin import producer_config
 from hookstream.config import Settings
 from hookstream.core.events import (
     UnusableEvent,
@@ -24,10 +23,11 @@ from hookstream.core.events import (
 from hookstream.core.headers import event_headers
 from hookstream.core.signatures import VerificationError, Verifier
 from hookstream.errors import ConfigError
+from hookstream.kafka.clients import producer_config
+from hookstream.kafka.topics import max_record_bytes
 from hookstream.metrics import INGRESS_REQUESTS, PRODUCE_SECONDS, SIGNATURE_FAILURES
 from hookstream.sources import build_verifier
 from hookstream.telemetry import http_server_middlewares, publish_span
-from hookstream.topics import max_record_bytes
 from ingress.errors import CannotEnqueue, RecordTooLarge
 from ingress.producer import EventProducer
 from ingress.replay import ReplayCache

@@ -44,7 +44,7 @@ class Ticket:
 
 class EventProducer:
     """Produces records and lets callers await the ack. `config` comes from
-    `hookstream.admin.producer_config`, which makes the producer durable (acks=all,
+    `hookstream.kafka.clients.producer_config`, which makes the producer durable (acks=all,
     idempotent) and partitions as every other hookstream writer does."""
 
     def __init__(self, config: dict[str, Any], deadline: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hookstream.config import Settings
 from hookstream.core.control import ReprocessRanges
-from hookstream.telemetry import publish_span
-from hookstream.topics import (
+from hookstream.kafka.faust_auth import broker_credentials
+from hookstream.kafka.topics import (
     DEDUPE_TABLE,
     audit_topic,
     changelog_config,
@@ -24,10 +25,10 @@ from hookstream.topics import (
     max_record_bytes,
     retry_topic,
 )
+from hookstream.telemetry import publish_span
 from streams.control import read_reprocess_ranges
 from streams.delivery import Deliverer
 from streams.depth import start_depth_gauges
-from streams.kafka_auth import faust_credentials
 from streams.processor import EventProcessor, FaustDedupeStore, Incoming
 
 log = structlog.get_logger("hookstream.worker")
@@ -46,7 +47,7 @@ def faust_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.worker.group_id,
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
-        broker_credentials=faust_credentials(settings.kafka.client),
+        broker_credentials=broker_credentials(settings.kafka.client),
         store="rocksdb://",
         datadir=str(worker_data_dir(settings)),
         topic_partitions=settings.topics.partitions,
@@ -217,8 +218,15 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM."""
     from faust.worker import Worker
 
-    faust_credentials(settings.kafka.client)  # a config error names its key before any I/O
+    broker_credentials(settings.kafka.client)  # CA and certificate files load before any I/O
     worker_data_dir(settings).mkdir(parents=True, exist_ok=True)
     app = create_worker_app(settings, read_reprocess_ranges(settings))
-    worker = Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    # Logging is set up already (hookstream.telemetry): Faust keeps our JSON handler, and its
+    # libraries log at `loglevel`.
+    for library in ("faust", "mode", "aiokafka"):
+        logging.getLogger(library).setLevel(loglevel.upper())
+    worker = Worker(
+        app, loglevel=loglevel, quiet=True, redirect_stdouts=False, override_logging=False
+    )
+    worker.spinner = None  # a terminal progress spinner, written to stdout even when not a tty
     worker.execute_from_commandline()

@@ -14,7 +14,6 @@ thread so the event loop never blocks:
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,12 +22,13 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartiti
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin import OffsetSpec as _OffsetSpec  # type: ignore[attr-defined]
 
-from hookstream.admin import client_config
 from hookstream.config import Settings
 from hookstream.core.backlog import DeadLetterLedger, waiting
 from hookstream.core.headers import redriven_position
+from hookstream.kafka.clients import client_config
+from hookstream.kafka.reading import read_to_end
+from hookstream.kafka.topics import dlq_topic, retry_topic
 from hookstream.metrics import DLQ_DEPTH, RETRY_QUEUE_DEPTH
-from hookstream.topics import dlq_topic, retry_topic
 
 log = structlog.get_logger("hookstream.worker")
 
@@ -41,6 +41,7 @@ class BacklogGauges:
     """Measures the retry tiers and the DLQ and sets the gauges. Blocking: call in a thread."""
 
     def __init__(self, settings: Settings) -> None:
+        self._settings = settings
         self._group = settings.worker.group_id
         self._tiers = {retry_topic(settings, i): i for i in range(len(settings.retry.schedule))}
         self._dlq = dlq_topic(settings)
@@ -93,31 +94,22 @@ class BacklogGauges:
         self._ledger.trim((p, low) for p, (low, _) in ranges.items())
         behind = {p: high for p, (_, high) in ranges.items() if self._ledger.next_offset(p) < high}
         if behind:
-            self._read(consumer, behind)
+            start = {p: self._ledger.next_offset(p) for p in behind}
+            for record in read_to_end(
+                self._settings,
+                self._dlq,
+                behind,
+                start=start,
+                timeout=REQUEST_TIMEOUT * 2,
+                group_id=self._config["group.id"],
+            ):
+                self._ledger.observe(
+                    record.partition, record.offset, redriven_position(record.headers)
+                )
+            # Read to its end: offsets below `high` that held no record were transaction markers.
+            for partition, high in behind.items():
+                self._ledger.advance(partition, high)
         return self._ledger.depth()
-
-    def _read(self, consumer: Any, ends: dict[int, int]) -> None:
-        consumer.assign(
-            [TopicPartition(self._dlq, p, self._ledger.next_offset(p)) for p in sorted(ends)]
-        )
-        deadline = time.monotonic() + REQUEST_TIMEOUT * 2
-        try:
-            while ends and time.monotonic() < deadline:
-                for message in consumer.consume(1000, timeout=0.2):
-                    partition, offset = message.partition(), message.offset()
-                    if message.error() is not None or partition is None or offset is None:
-                        continue
-                    headers = dict(message.headers() or [])
-                    self._ledger.observe(partition, offset, redriven_position(headers))
-                # Positions, not record offsets, tell when a partition is read: under
-                # exactly-once the last offsets can be transaction markers, never delivered.
-                for tp in consumer.position([TopicPartition(self._dlq, p) for p in list(ends)]):
-                    if tp.offset >= 0:
-                        self._ledger.advance(tp.partition, tp.offset)
-                    if tp.offset >= ends[tp.partition]:
-                        ends.pop(tp.partition, None)
-        finally:
-            consumer.unassign()
 
     def _offsets(self, tps: list[TopicPartition], spec: Any) -> dict[tuple[str, int], int]:
         futures = self._admin.list_offsets(

@@ -43,8 +43,8 @@ from hookstream.core.outcome import (
 from hookstream.core.protocols import DedupeStore, Publisher
 from hookstream.core.retry import RetryPolicy
 from hookstream.core.routing import AttemptResult, Verdict, matching_destinations
+from hookstream.kafka.topics import audit_topic, dlq_topic, retry_topic
 from hookstream.metrics import EVENTS, PROCESSING_SECONDS
-from hookstream.topics import audit_topic, dlq_topic, retry_topic
 from schemas import Envelope, EnvelopeError, decode_envelope
 from streams.delivery import Deliverer
 

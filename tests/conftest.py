@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 import yaml
 
-from hookstream.admin import client_config, create_topics
 from hookstream.broker import LocalKafka
 from hookstream.broker.local import answers_metadata
 from hookstream.config import Settings, load_settings
-from hookstream.topics import topic_specs
+from hookstream.kafka.admin import create_topics
+from hookstream.kafka.clients import client_config
+from hookstream.kafka.topics import topic_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 

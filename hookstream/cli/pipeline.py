@@ -50,8 +50,8 @@ def worker(settings: Settings, log_level: str) -> None:
 @config_option_with_file
 def run(settings: Settings, config_file: ConfigFile) -> None:
     """Everything locally, in the foreground: broker, topics, ingress, worker. Ctrl-C stops it all."""
-    from hookstream.admin import create_topics
     from hookstream.cli.supervisor import Child, Supervisor
+    from hookstream.kafka.admin import create_topics
 
     broker = _start_broker_if_needed(settings)
     try:

@@ -17,7 +17,7 @@ def topics() -> None:
 @config_option
 def topics_create(settings: Settings) -> None:
     """Create every topic the config implies (idempotent)."""
-    from hookstream.admin import create_topics
+    from hookstream.kafka.admin import create_topics
 
     for state in create_topics(settings):
         verb = "created" if state.created else "exists "
@@ -31,7 +31,7 @@ def topics_create(settings: Settings) -> None:
 @config_option
 def topics_describe(settings: Settings, as_json: bool) -> None:
     """Show the topics and whether they exist."""
-    from hookstream.admin import describe_topics
+    from hookstream.kafka.admin import describe_topics
 
     states = describe_topics(settings)
     if as_json:

@@ -9,8 +9,8 @@ from typing import Any
 
 from hookstream.config import Settings
 from hookstream.core.dedupe import dedupe_key
-from hookstream.ops.scan import scan
-from hookstream.topics import audit_topic
+from hookstream.kafka.reading import read_to_end
+from hookstream.kafka.topics import audit_topic
 
 # The state an event is in after each kind of audit step.
 STATE_AFTER = {
@@ -36,7 +36,7 @@ def histories(
     read of the audit topic; oldest first per event, events never audited left out."""
     keys = None if source is None else {dedupe_key(source, e).encode() for e in event_ids}
     found: dict[str, list[dict[str, Any]]] = {}
-    for record in scan(settings, audit_topic(settings)):
+    for record in read_to_end(settings, audit_topic(settings)):
         if (keys is not None and record.key not in keys) or record.value is None:
             continue
         try:

@@ -14,7 +14,6 @@ from confluent_kafka import Producer
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link
 
-from hookstream.admin import producer_config
 from hookstream.config import Settings
 from hookstream.core.headers import (
     TRACE_HEADERS,
@@ -30,9 +29,10 @@ from hookstream.core.headers import (
     redriven_position,
 )
 from hookstream.errors import HookstreamError
-from hookstream.ops.scan import Record, scan
+from hookstream.kafka.clients import producer_config
+from hookstream.kafka.reading import Record, read_to_end
+from hookstream.kafka.topics import dlq_topic
 from hookstream.telemetry import publish_span
-from hookstream.topics import dlq_topic
 from schemas import EnvelopeError, decode_envelope
 
 tracer = trace.get_tracer("hookstream.ops")
@@ -135,7 +135,7 @@ def dead_letters(settings: Settings) -> list[DeadLetter]:
     """DLQ entries not yet redriven, oldest first."""
     entries: dict[tuple[int, int], DeadLetter] = {}
     redriven: set[tuple[int, int]] = set()
-    for record in scan(settings, dlq_topic(settings)):
+    for record in read_to_end(settings, dlq_topic(settings)):
         marker = redriven_position(record.headers)
         if marker is not None:
             position = parse_position(marker)

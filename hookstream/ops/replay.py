@@ -17,11 +17,11 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient
 
-from hookstream.admin import client_config, producer_config
 from hookstream.config import Settings
 from hookstream.core.control import ReprocessRange
 from hookstream.errors import HookstreamError
-from hookstream.topics import control_topic
+from hookstream.kafka.clients import client_config, producer_config
+from hookstream.kafka.topics import control_topic
 
 
 class ReplayError(HookstreamError):

@@ -364,7 +364,7 @@ def duration_ms(text: str | int | float) -> float:
 
 def test_topics_are_those_hookstream_creates(manifests: Manifests, tmp_path: Path) -> None:
     """Each topic `hookstream topics create` would make exists as a KafkaTopic, alike."""
-    topic_specs = require_module("hookstream.topics").topic_specs
+    topic_specs = require_module("hookstream.kafka.topics").topic_specs
     declared = {t["spec"]["topicName"]: t["spec"] for t in manifests.of_kind("KafkaTopic")}
     for spec in topic_specs(load_hookstream_settings(manifests, tmp_path)):
         assert spec.name in declared, spec.name

@@ -168,8 +168,8 @@ async def test_wrong_signature_is_401_and_nothing_reaches_kafka(make_settings, i
 async def test_stopping_the_broker_turns_202_into_503_within_the_deadline(
     tmp_path, make_settings, ingress_url
 ) -> None:
-    from hookstream.admin import create_topics
     from hookstream.broker import LocalKafka
+    from hookstream.kafka.admin import create_topics
     from tests.conftest import ROOT, base_config, write_config
 
     broker = LocalKafka(

@@ -12,10 +12,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from hookstream.admin import create_topics
 from hookstream.broker import LocalKafka
 from hookstream.broker.local import BrokerTls, ScramUser, answers_metadata
 from hookstream.config import Settings
+from hookstream.kafka.admin import create_topics
 from tests.conftest import ROOT, base_config, free_port, write_config
 from tests.integration.test_end_to_end import assert_enqueue_refused, event_body, post_signed
 

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from confluent_kafka import Producer
 
-from hookstream.topics import retry_topic
+from hookstream.kafka.topics import retry_topic
 from tests.conftest import ROOT
 from tests.integration.test_end_to_end import event_body, post_signed
 

@@ -17,10 +17,11 @@ import yaml
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
-from hookstream.admin import client_config, create_topics
 from hookstream.broker import LocalKafka
 from hookstream.broker.local import ScramUser, answers_metadata
 from hookstream.config import Settings
+from hookstream.kafka.admin import create_topics
+from hookstream.kafka.clients import client_config
 from tests.conftest import ROOT, base_config, free_port, write_config
 from tests.integration.test_end_to_end import assert_enqueue_refused, event_body, post_signed
 

@@ -24,9 +24,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from hookstream.kafka.topics import retry_topic
 from hookstream.sources import sign_request
 from hookstream.telemetry import install_tracer_provider, span_exporters, trace_export
-from hookstream.topics import retry_topic
 from tests.conftest import HMAC_SECRET, ROOT, STANDARD_SECRET
 from tests.integration.test_end_to_end import event_body, post_signed
 from tests.integration.test_retries import cli_json

@@ -81,7 +81,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[Child]:
             return Outcome(2, tuple(Exit(c.name, 0, True, False) for c in children))
 
     monkeypatch.setattr("hookstream.broker.local.answers_metadata", lambda *a, **k: True)
-    monkeypatch.setattr("hookstream.admin.create_topics", lambda settings: [])
+    monkeypatch.setattr("hookstream.kafka.admin.create_topics", lambda settings: [])
     monkeypatch.setattr("hookstream.cli.supervisor.Supervisor", FakeSupervisor)
     monkeypatch.delenv("HOOKSTREAM_CONFIG", raising=False)
     return children

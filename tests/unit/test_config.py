@@ -95,11 +95,15 @@ def test_secret_with_not_after_is_parsed(tmp_path: Path) -> None:
 def test_kafka_client_settings_can_come_from_the_environment(tmp_path: Path) -> None:
     path = write(
         tmp_path,
-        "kafka: {client: {security.protocol: SASL_SSL, sasl.username: svc},"
+        "kafka: {client: {security.protocol: SASL_SSL, sasl.mechanism: SCRAM-SHA-512,"
+        " sasl.username: svc},"
         " client_env: {sasl.password: KAFKA_PASSWORD}}",
     )
     settings = load_settings(path, environ={"KAFKA_PASSWORD": "pw-from-secret"})
-    assert settings.kafka.client["sasl.password"] == "pw-from-secret"
-    assert settings.kafka.client["sasl.username"] == "svc"
+    password = settings.kafka.client.sasl_password
+    assert password is not None
+    assert password.get_secret_value() == "pw-from-secret"
+    assert settings.kafka.client.sasl_username == "svc"
+    assert "pw-from-secret" not in repr(settings)
     with pytest.raises(ConfigError, match=r"kafka\.client_env\.sasl\.password"):
         load_settings(path, environ={})

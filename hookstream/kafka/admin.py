@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -12,21 +11,8 @@ from confluent_kafka.cimpl import NewTopic
 
 from hookstream.config import Settings
 from hookstream.errors import TopicError
-from hookstream.topics import TopicSpec, topic_specs
-
-
-def client_config(settings: Settings, **extra: Any) -> dict[str, Any]:
-    """librdkafka settings: bootstrap servers plus `kafka.client` (security, SASL, SSL)."""
-    return {"bootstrap.servers": settings.kafka.bootstrap_servers, **settings.kafka.client, **extra}
-
-
-def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
-    """A durable producer that partitions keys as Java clients and Faust do (murmur2), so
-    every topic hookstream writes stays co-partitioned whoever writes it."""
-    return client_config(
-        settings,
-        **{"enable.idempotence": True, "acks": "all", "partitioner": "murmur2_random", **extra},
-    )
+from hookstream.kafka.clients import client_config
+from hookstream.kafka.topics import TopicSpec, topic_specs
 
 
 @dataclass(frozen=True)
