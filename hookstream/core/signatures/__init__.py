@@ -7,11 +7,20 @@ callers pass a case-insensitive mapping (aiohttp's request headers are one).
 - ``base``: Reason, VerificationError, SigningKey, Verified, the Verifier protocol;
 - ``parsing``: the header parsers (total: every input gives a value or a reason);
 - ``standard``: Standard Webhooks and Svix; ``stripe``: Stripe;
-- ``hmac_schemes``: GitHub, Shopify, Slack and the generic ``hmac`` scheme;
-- ``registry``: config -> verifier (SCHEMES, build_verifier) and sign_request.
+- ``hmac_schemes``: GitHub, Shopify, Slack, Zoom, Intercom, Bitbucket, generic ``hmac``;
+- ``twilio``, ``square``: signatures over the URL the sender was given;
+- ``asymmetric``: Discord (Ed25519) and SendGrid (ECDSA P-256), public keys only;
+- ``mailgun``, ``adyen``: signatures inside the body; ``linear``: a timestamp inside it;
+- ``twitch``, ``paddle``: formats of their own; ``shared_token``: GitLab's token;
+- ``handshakes``: the challenges senders make before (or instead of) events;
+- ``registry``: config -> verifier and handshake (SCHEMES, build_verifier,
+  build_handshake) and signing as each provider does (sign_payload).
 """
 
 from hookstream.core.signatures.base import (
+    HandshakeAnswer,
+    KeyMaterialError,
+    PublicKey,
     Reason,
     SigningKey,
     VerificationError,
@@ -39,11 +48,15 @@ from hookstream.core.signatures.parsing import (
 )
 from hookstream.core.signatures.registry import (
     SCHEMES,
+    SignedPayload,
+    acknowledgement,
+    build_handshake,
     build_hmac,
     build_standard,
     build_stripe,
     build_verifier,
     hmac_scheme,
+    sign_payload,
     sign_request,
 )
 from hookstream.core.signatures.standard import (
@@ -60,18 +73,24 @@ __all__ = [
     "SHOPIFY",
     "SLACK",
     "STRIPE_HEADER",
+    "HandshakeAnswer",
     "HmacScheme",
     "HmacVerifier",
+    "KeyMaterialError",
+    "PublicKey",
     "Reason",
+    "SignedPayload",
     "SigningKey",
     "StandardVerifier",
     "StripeVerifier",
     "VerificationError",
     "Verified",
     "Verifier",
+    "acknowledgement",
     "active_keys",
     "any_matches",
     "b64decode_strict",
+    "build_handshake",
     "build_hmac",
     "build_standard",
     "build_stripe",
@@ -85,6 +104,7 @@ __all__ = [
     "parse_standard_signatures",
     "parse_stripe_signature",
     "parse_timestamp",
+    "sign_payload",
     "sign_request",
     "sign_standard",
     "sign_stripe",

@@ -123,3 +123,10 @@ def parse_standard_signatures(raw: str) -> list[bytes]:
     if not offered:
         raise VerificationError(Reason.MALFORMED_SIGNATURE, "no v1 signature offered")
     return offered
+
+
+def request_url(public_url: str, query: str) -> str:
+    """The URL a sender signed: the configured public URL (scheme, host, path) with the
+    query string the request arrived with (proxies rewrite hosts and paths, not queries)."""
+    base = public_url.split("?", 1)[0]
+    return f"{base}?{query}" if query else base

@@ -37,7 +37,9 @@ class StripeVerifier:
     keys: tuple[SigningKey, ...]
     tolerance: float
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> Verified:
+    def verify(
+        self, headers: Mapping[str, str], body: bytes, now: float, query: str = ""
+    ) -> Verified:
         raw = header_text(headers, STRIPE_HEADER)
         if raw is None:
             raise VerificationError(Reason.MISSING_SIGNATURE, f"header {STRIPE_HEADER} is required")
