@@ -167,7 +167,7 @@ SCHEMES: dict[str, Callable[[SourceSettings], Verifier]] = {
     "zoom": build_hmac,
     "intercom": build_hmac,
     "bitbucket": build_hmac,
-    "twilio": lambda s: TwilioVerifier(_keys(s, _utf8), _public_url(s)),
+    "twilio": lambda s: TwilioVerifier.for_url(_keys(s, _utf8), _public_url(s)),
     "square": lambda s: SquareVerifier(_keys(s, _utf8), _public_url(s)),
     "discord": lambda s: DiscordVerifier(_public_keys(s, ed25519_public_key), s.tolerance),
     "sendgrid": lambda s: SendGridVerifier(_public_keys(s, p256_public_key), s.tolerance),

@@ -64,13 +64,17 @@ def port_variants(url: str) -> list[str]:
     return [url, urlunsplit(parts._replace(netloc=f"{parts.netloc}:{default}"))]
 
 
-def form_content(url: str, body: bytes) -> bytes:
-    """The URL and the sorted form parameters, as Twilio concatenates them."""
+def form_params(body: bytes) -> str:
+    """The form parameters sorted and concatenated as Twilio appends them to the URL."""
     params: dict[str, set[str]] = {}
     for name, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
         params.setdefault(name, set()).add(value)
-    text = url + "".join(name + value for name in sorted(params) for value in sorted(params[name]))
-    return text.encode("utf-8", "surrogatepass")
+    return "".join(name + value for name in sorted(params) for value in sorted(params[name]))
+
+
+def form_content(url: str, body: bytes) -> bytes:
+    """The URL and the sorted form parameters, as Twilio concatenates them."""
+    return (url + form_params(body)).encode("utf-8", "surrogatepass")
 
 
 def sign_twilio(
@@ -94,6 +98,13 @@ class TwilioVerifier:
 
     keys: tuple[SigningKey, ...]
     public_url: str
+    # the public URL with and without its port, worked out once
+    bases: tuple[str, ...] = ()
+
+    @classmethod
+    def for_url(cls, keys: tuple[SigningKey, ...], public_url: str) -> TwilioVerifier:
+        """A verifier for requests Twilio was told to send to `public_url`."""
+        return cls(keys, public_url, tuple(port_variants(request_url(public_url, ""))))
 
     def verify(
         self, headers: Mapping[str, str], body: bytes, now: float, query: str = ""
@@ -103,15 +114,17 @@ class TwilioVerifier:
             raise VerificationError(Reason.MISSING_SIGNATURE, f"header {TWILIO_HEADER} is required")
         offered = b64decode_strict(raw.strip())
         digest = signed_algorithm(header_text(headers, SETTINGS_HEADER))
-        url = request_url(self.public_url, query)
-        body_hashes = parse_qs(query, keep_blank_values=True).get("bodySHA256")
+        bases = self.bases or tuple(port_variants(request_url(self.public_url, "")))
+        urls = [request_url(base, query) for base in bases]
+        body_hashes = parse_qs(query, keep_blank_values=True).get("bodySHA256") if query else None
         body_ok = True
         if body_hashes:  # a JSON body: the URL is signed, the body by its hash in the URL
             actual = hashlib.sha256(body).hexdigest().encode()
             body_ok = hmac.compare_digest(actual, body_hashes[0].encode("utf-8", "replace"))
-            contents = [u.encode("utf-8", "surrogatepass") for u in port_variants(url)]
+            contents = [u.encode("utf-8", "surrogatepass") for u in urls]
         else:
-            contents = [form_content(u, body) for u in port_variants(url)]
+            params = form_params(body)
+            contents = [(u + params).encode("utf-8", "surrogatepass") for u in urls]
         expected = [
             hmac.new(k, content, digest).digest()
             for k in active_keys(self.keys, now)
