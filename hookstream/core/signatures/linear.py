@@ -19,7 +19,7 @@ from hookstream.core.signatures.base import (
     active_keys,
     any_matches,
 )
-from hookstream.core.signatures.parsing import header_text, hexdecode_strict
+from hookstream.core.signatures.parsing import check_window, header_text, hexdecode_strict
 
 LINEAR_HEADER = "Linear-Signature"
 
@@ -69,8 +69,5 @@ class LinearVerifier:
         if not any_matches(expected, [offered]):
             raise VerificationError(Reason.BAD_SIGNATURE)
         timestamp = _body_timestamp(body)
-        if timestamp < now - self.tolerance:
-            raise VerificationError(Reason.STALE_TIMESTAMP, "timestamp is older than the tolerance")
-        if timestamp > now + self.tolerance:
-            raise VerificationError(Reason.FUTURE_TIMESTAMP, "timestamp is too far in the future")
+        check_window(timestamp, now, self.tolerance)
         return Verified(timestamp)

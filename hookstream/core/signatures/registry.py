@@ -81,6 +81,7 @@ _ID_HEADERS: dict[str, tuple[tuple[str, ...], str]] = {
     "gitlab": (("X-Gitlab-Event-UUID",), "X-Gitlab-Event"),
     "linear": (("Linear-Delivery",), "Linear-Event"),
     "twilio": ((IDEMPOTENCY_HEADER,), ""),
+    "twitch": ((MESSAGE_ID,), SUBSCRIPTION_TYPE),
 }
 _PRESETS: dict[str, HmacScheme] = {
     "github": GITHUB,
@@ -241,6 +242,110 @@ def _is_json(body: bytes) -> bool:
     return body.lstrip()[:1] in (b"{", b"[")
 
 
+Signer = Callable[[SourceSettings, str, bytes, str, float], SignedPayload]
+
+
+def _sign_standard(
+    source: SourceSettings, secret: str, body: bytes, msg_id: str, now: float
+) -> SignedPayload:
+    stamp = int(now)
+    signature = sign_standard(standard_secret(secret), msg_id, stamp, body)
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": signature,
+    }
+    return SignedPayload(headers, body)
+
+
+def _sign_twilio(
+    source: SourceSettings, secret: str, body: bytes, _: str, now: float
+) -> SignedPayload:
+    json_body = _is_json(body)
+    signature, query = sign_twilio(secret.encode(), _public_url(source), body, json_body)
+    headers = {TWILIO_HEADER: signature}
+    if not json_body:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    return SignedPayload(headers, body, query)
+
+
+def _sign_mailgun(
+    source: SourceSettings, secret: str, body: bytes, event_id: str, now: float
+) -> SignedPayload:
+    token = hashlib.sha256(f"{event_id}:{now}".encode()).hexdigest()[:50]
+    return SignedPayload({}, sign_mailgun(secret.encode(), int(now), token, body))
+
+
+def _sign_twitch(
+    source: SourceSettings, secret: str, body: bytes, message_id: str, now: float
+) -> SignedPayload:
+    stamp = datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
+    headers = {
+        MESSAGE_TIMESTAMP: stamp,
+        MESSAGE_SIGNATURE: twitch_signature(secret.encode(), message_id, stamp, body),
+        MESSAGE_TYPE: "notification",
+    }
+    return SignedPayload(headers, body)
+
+
+def _sign_linear(
+    source: SourceSettings, secret: str, body: bytes, _: str, now: float
+) -> SignedPayload:
+    stamped = stamp_linear(body, now)
+    return SignedPayload({LINEAR_HEADER: linear_signature(secret.encode(), stamped)}, stamped)
+
+
+def _sign_with_key(
+    source: SourceSettings, private: str, body: bytes, _: str, now: float
+) -> SignedPayload:
+    try:
+        if source.scheme == "discord":
+            headers = sign_discord(ed25519_signing_key(private), int(now), body)
+        else:
+            headers = sign_sendgrid(p256_signing_key(private), int(now), body)
+    except ValueError as exc:
+        raise KeyMaterialError("signing_key", str(exc)) from None
+    return SignedPayload(headers, body)
+
+
+def _sign_hmac(
+    source: SourceSettings, secret: str, body: bytes, _: str, now: float
+) -> SignedPayload:
+    scheme = hmac_scheme(source)
+    stamp = str(int(now)) if scheme.timestamp_header else ""
+    headers = {scheme.header: scheme.signature(secret.encode(), body, stamp)}
+    if scheme.timestamp_header:
+        headers[scheme.timestamp_header] = stamp
+    return SignedPayload(headers, body)
+
+
+def _header(name: str, sign: Callable[[SourceSettings, bytes, bytes, float], str]) -> Signer:
+    """A signer whose whole signature is one header."""
+
+    def signer(
+        source: SourceSettings, secret: str, body: bytes, _: str, now: float
+    ) -> SignedPayload:
+        return SignedPayload({name: sign(source, secret.encode(), body, now)}, body)
+
+    return signer
+
+
+_SIGNERS: dict[str, Signer] = {
+    "standard": _sign_standard,
+    "stripe": _header(STRIPE_HEADER, lambda s, k, b, now: sign_stripe(k, int(now), b)),
+    "twilio": _sign_twilio,
+    "square": _header(SQUARE_HEADER, lambda s, k, b, now: sign_square(k, _public_url(s), b)),
+    "discord": _sign_with_key,
+    "sendgrid": _sign_with_key,
+    "mailgun": _sign_mailgun,
+    "twitch": _sign_twitch,
+    "paddle": _header(PADDLE_HEADER, lambda s, k, b, now: sign_paddle(k, int(now), b)),
+    "linear": _sign_linear,
+    "gitlab": _header(GITLAB_HEADER, lambda s, k, b, now: k.decode()),
+    "adyen": lambda s, secret, b, _, now: SignedPayload({}, sign_adyen(adyen_key(secret), b)),
+}
+
+
 def sign_payload(
     source: SourceSettings,
     body: bytes,
@@ -250,72 +355,18 @@ def sign_payload(
 ) -> SignedPayload:
     """The request `source`'s provider would send with `body`, signed with its first
     active secret (or its signing_key): headers, the body as sent, the query string."""
-    timestamp = int(now)
-    scheme = source.scheme
-    headers: dict[str, str] = {}
-    query = ""
-    if scheme in ("discord", "sendgrid"):
-        private = _signing_key(source)
-        try:
-            if scheme == "discord":
-                headers = sign_discord(ed25519_signing_key(private), timestamp, body)
-            else:
-                headers = sign_sendgrid(p256_signing_key(private), timestamp, body)
-        except ValueError as exc:
-            raise KeyMaterialError("signing_key", str(exc)) from None
-        return SignedPayload(headers, body)
-    secret = _first_secret(source, now)
-    key = secret.encode()
-    if scheme == "standard":
-        headers = {
-            "webhook-id": event_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign_standard(standard_secret(secret), event_id, timestamp, body),
-        }
-    elif scheme == "stripe":
-        headers = {STRIPE_HEADER: sign_stripe(key, timestamp, body)}
-    elif scheme == "twilio":
-        json_body = _is_json(body)
-        signature, query = sign_twilio(key, _public_url(source), body, json_body)
-        headers = {TWILIO_HEADER: signature}
-        if not json_body:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-    elif scheme == "square":
-        headers = {SQUARE_HEADER: sign_square(key, _public_url(source), body)}
-    elif scheme == "mailgun":
-        token = hashlib.sha256(f"{event_id}:{now}".encode()).hexdigest()[:50]
-        body = sign_mailgun(key, timestamp, token, body)
-    elif scheme == "twitch":
-        stamp = datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
-        headers = {
-            MESSAGE_ID: event_id,
-            MESSAGE_TIMESTAMP: stamp,
-            MESSAGE_SIGNATURE: twitch_signature(key, event_id, stamp, body),
-            MESSAGE_TYPE: "notification",
-        }
-        if event_type:
-            headers[SUBSCRIPTION_TYPE] = event_type
-    elif scheme == "paddle":
-        headers = {PADDLE_HEADER: sign_paddle(key, timestamp, body)}
-    elif scheme == "linear":
-        body = stamp_linear(body, now)
-        headers = {LINEAR_HEADER: linear_signature(key, body)}
-    elif scheme == "gitlab":
-        headers = {GITLAB_HEADER: secret}
-    elif scheme == "adyen":
-        body = sign_adyen(adyen_key(secret), body)
+    if source.scheme in ("discord", "sendgrid"):
+        credential = _signing_key(source)
     else:
-        hmac_preset = hmac_scheme(source)
-        stamp = str(timestamp) if hmac_preset.timestamp_header else ""
-        headers = {hmac_preset.header: hmac_preset.signature(key, body, stamp)}
-        if hmac_preset.timestamp_header:
-            headers[hmac_preset.timestamp_header] = stamp
-    if scheme in _ID_HEADERS:
-        id_headers, type_header = _ID_HEADERS[scheme]
-        headers.update(dict.fromkeys(id_headers, event_id))
+        credential = _first_secret(source, now)
+    signer = _SIGNERS.get(source.scheme, _sign_hmac)
+    signed = signer(source, credential, body, event_id, now)
+    if source.scheme in _ID_HEADERS:
+        id_headers, type_header = _ID_HEADERS[source.scheme]
+        signed.headers.update(dict.fromkeys(id_headers, event_id))
         if event_type and type_header:
-            headers[type_header] = event_type
-    return SignedPayload(headers, body, query)
+            signed.headers[type_header] = event_type
+    return signed
 
 
 def sign_request(

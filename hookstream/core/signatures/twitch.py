@@ -20,7 +20,7 @@ from hookstream.core.signatures.base import (
     active_keys,
     any_matches,
 )
-from hookstream.core.signatures.parsing import header_text, parse_prefixed
+from hookstream.core.signatures.parsing import check_window, header_text, parse_prefixed
 
 MESSAGE_ID = "Twitch-Eventsub-Message-Id"
 MESSAGE_TIMESTAMP = "Twitch-Eventsub-Message-Timestamp"
@@ -77,10 +77,7 @@ class TwitchVerifier:
         offered = parse_prefixed(raw, "sha256=", "hex")
         stamp = header_text(headers, MESSAGE_TIMESTAMP)
         timestamp = parse_rfc3339(stamp)
-        if timestamp < now - self.tolerance:
-            raise VerificationError(Reason.STALE_TIMESTAMP, "timestamp is older than the tolerance")
-        if timestamp > now + self.tolerance:
-            raise VerificationError(Reason.FUTURE_TIMESTAMP, "timestamp is too far in the future")
+        check_window(timestamp, now, self.tolerance)
         content = (message_id + (stamp or "")).encode("utf-8", "surrogatepass") + body
         expected = [
             hmac.new(k, content, hashlib.sha256).digest() for k in active_keys(self.keys, now)
