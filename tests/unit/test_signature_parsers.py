@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import get_args
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from hookstream.config import SourceSettings
+from hookstream.config import Scheme, SourceSettings
 from hookstream.core.events import (
     EventFacts,
     UnusableEvent,
@@ -315,6 +316,10 @@ bodies = st.one_of(
     st.just(b"[" * 50_000),
     st.just(b'{"id": "\\ud800", "type": "url_verification", "challenge": "\\udfff"}'),
 )
+
+
+def test_every_scheme_is_fed_garbage() -> None:
+    assert {source.scheme for source in SOURCES.values()} == set(get_args(Scheme))
 
 
 queries = st.one_of(
