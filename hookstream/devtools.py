@@ -71,6 +71,7 @@ _PROVIDER_SHAPES: dict[str, Callable[[str, str, str], object]] = {
         "type": 2,
         "application_id": "0",
         "token": "demo",
+        "version": 1,
         "guild_id": e,
         "data": {"name": t},
     },

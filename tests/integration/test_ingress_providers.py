@@ -168,7 +168,12 @@ async def test_handshakes_are_answered_exactly_and_not_produced(gateway: Any) ->
     status, content_type, text = await post(session, base, "twitch", twitch)
     assert (status, content_type, text) == (200, "text/plain", "pogchamp-kappa")
 
-    ping = signed(settings, "discord", "", b'{"id": "p1", "type": 1, "application_id": "a"}')
+    ping = signed(
+        settings,
+        "discord",
+        "",
+        b'{"id": "p1", "type": 1, "application_id": "a", "token": "t", "version": 1}',
+    )
     status, _, text = await post(session, base, "discord", ping)
     assert (status, json.loads(text)) == (200, {"type": 1})
     events_ping = signed(

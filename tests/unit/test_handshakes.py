@@ -65,22 +65,24 @@ def test_twitch_verification_echoes_the_challenge_as_text() -> None:
 
 def test_discord_pings_for_interactions_and_for_webhook_events() -> None:
     source = SourceSettings(scheme="discord", public_keys=["00" * 32])
-    assert answer(source, {}, b'{"id": "1", "type": 1, "application_id": "2"}') == HandshakeAnswer(
-        200, b'{"type": 1}'
-    )
+    # Interactions carry id, token and a version; webhook events carry no id or token.
+    interaction_ping = b'{"id": "1", "type": 1, "application_id": "2", "token": "t", "version": 1}'
+    assert answer(source, {}, interaction_ping) == HandshakeAnswer(200, b'{"type": 1}')
     ping = b'{"version": 1, "application_id": "2", "type": 0}'
     assert answer(source, {}, ping) == HandshakeAnswer(204, b"")
     event = b'{"version": 1, "application_id": "2", "type": 1, "event": {"type": "X"}}'
     assert answer(source, {}, event) is None
-    assert answer(source, {}, b'{"id": "1", "type": 2}') is None
+    assert answer(source, {}, b'{"id": "1", "type": 2, "token": "t", "version": 1}') is None
 
 
 def test_discord_interactions_are_acknowledged_deferred() -> None:
     source = SourceSettings(scheme="discord", public_keys=["00" * 32])
-    command = acknowledgement(source, b'{"id": "1", "type": 2, "data": {"name": "ping"}}')
+    command = acknowledgement(
+        source, b'{"id": "1", "type": 2, "token": "t", "version": 1, "data": {"name": "ping"}}'
+    )
     assert command is not None
     assert json.loads(command.body) == {"type": 5}
-    component = acknowledgement(source, b'{"id": "1", "type": 3}')
+    component = acknowledgement(source, b'{"id": "1", "type": 3, "token": "t", "version": 1}')
     assert component is not None
     assert json.loads(component.body) == {"type": 6}
     assert acknowledgement(source, b'{"version": 1, "type": 1, "event": {}}') is None

@@ -4,7 +4,7 @@ so an unsigned handshake is refused like any other request.
 
 - Slack ``url_verification``: echo ``challenge`` as JSON.
 - Discord interactions PING (``type: 1``): ``{"type": 1}``; Discord webhook events PING
-  (``version`` present, ``type: 0``): 204.
+  (no interaction ``id``/``token``, ``type: 0``): 204.
 - Zoom ``endpoint.url_validation``: ``{"plainToken", "encryptedToken"}``, the token's
   HMAC-SHA256 (hex) under the secret the request was signed with.
 - Twitch ``webhook_callback_verification``: the challenge as plain text.
@@ -66,23 +66,27 @@ def slack_challenge(headers: Mapping[str, str], body: bytes, now: float) -> Hand
     return None if challenge is None else _json(200, {"challenge": challenge})
 
 
+def _discord_webhook_event(doc: dict[str, Any]) -> bool:
+    """A webhook event (``{"version", "application_id", "type", "event"}``) rather than an
+    interaction: interactions always carry their ``id`` and ``token`` (and a version too)."""
+    return "event" in doc or ("id" not in doc and "token" not in doc)
+
+
 def discord_ping(headers: Mapping[str, str], body: bytes, now: float) -> HandshakeAnswer | None:
     """Discord's PING, for an interactions endpoint or a webhook events endpoint."""
     doc = _document(body, b"type")
     if doc is None:
         return None
     kind = doc.get("type")
-    if "version" in doc and "event" not in doc and kind == 0:
-        return HandshakeAnswer(204, b"")
-    if kind == 1 and "version" not in doc:
-        return _json(200, {"type": 1})
-    return None
+    if _discord_webhook_event(doc):
+        return HandshakeAnswer(204, b"") if kind == 0 else None
+    return _json(200, {"type": 1}) if kind == 1 else None
 
 
 def discord_deferred(body: bytes) -> HandshakeAnswer | None:
     """The interaction response for an accepted interaction; None for webhook events."""
     doc = _document(body, b"type")
-    if doc is None or "version" in doc:
+    if doc is None or _discord_webhook_event(doc):
         return None
     kind = doc.get("type")
     if kind in (2, 5):  # application command, modal submit: "thinking...", then a follow-up
