@@ -310,9 +310,47 @@ json_values = st.recursive(
     ),
     max_leaves=12,
 )
+scalars = st.none() | st.booleans() | st.integers() | st.floats() | wild_text
+# Bodies in the shape of the schemes that sign inside the body, with anything in the fields.
+mailgun_bodies = st.fixed_dictionaries(
+    {
+        "signature": st.fixed_dictionaries(
+            {"timestamp": scalars, "token": scalars, "signature": scalars}
+        )
+    }
+)
+adyen_bodies = st.fixed_dictionaries(
+    {
+        "notificationItems": st.lists(
+            st.one_of(
+                scalars,
+                st.fixed_dictionaries(
+                    {
+                        "NotificationRequestItem": st.dictionaries(
+                            st.sampled_from(["pspReference", "eventCode", "success", "amount"]),
+                            scalars
+                            | st.dictionaries(st.sampled_from(["value", "currency"]), scalars),
+                        ).map(lambda item: {**item, "additionalData": {"hmacSignature": "x"}})
+                    }
+                ),
+            ),
+            max_size=3,
+        )
+    }
+)
+handshake_bodies = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from([0, 1, 2, 3, 5, "url_verification"]),
+        "event": st.sampled_from(["endpoint.url_validation", {}, None]),
+        "payload": st.fixed_dictionaries({"plainToken": scalars}),
+        "challenge": scalars,
+    },
+    optional={"id": scalars, "token": scalars, "version": scalars},
+)
 bodies = st.one_of(
     st.binary(max_size=200),
     json_values.map(lambda v: json.dumps(v).encode()),
+    st.one_of(mailgun_bodies, adyen_bodies, handshake_bodies).map(lambda v: json.dumps(v).encode()),
     st.just(b"[" * 50_000),
     st.just(b'{"id": "\\ud800", "type": "url_verification", "challenge": "\\udfff"}'),
 )
