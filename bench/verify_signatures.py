@@ -7,7 +7,7 @@ default, in the provider's shape), through the same `build_verifier(...).verify(
 body, now, query)` call the ingress makes, with a case-insensitive header mapping like
 aiohttp's. Public-key schemes (discord: Ed25519, sendgrid: ECDSA P-256) verify with keys
 made for the run. Baselines: a bare `hmac.compare_digest` of two precomputed 32-byte
-digests, and one HMAC-SHA256 of the body.
+digests, one HMAC-SHA256 of the body, and one bare Ed25519 and ECDSA P-256 verification.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from multidict import CIMultiDict
 
 from hookstream.config import SourceSettings
@@ -121,6 +124,26 @@ def rotation_config(name: str, config: dict[str, Any], count: int) -> tuple[dict
     return {**config, "secrets": [*others, first]}, {**config, "secrets": [first]}
 
 
+def primitive_costs(body: bytes, repeat: int) -> list[tuple[str, float]]:
+    """One bare Ed25519 and one ECDSA P-256 verification of the body: the floor under
+    the public-key schemes."""
+    ed_key = Ed25519PrivateKey.generate()
+    ed_signature = ed_key.sign(body)
+    ed_public = ed_key.public_key()
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    ec_signature = ec_key.sign(body, ec.ECDSA(hashes.SHA256()))
+    ec_public = ec_key.public_key()
+    return [
+        ("(ed25519)", per_call_us(lambda: ed_public.verify(ed_signature, body), repeat)),
+        (
+            "(p256)",
+            per_call_us(
+                lambda: ec_public.verify(ec_signature, body, ec.ECDSA(hashes.SHA256())), repeat
+            ),
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--body-bytes", type=int, default=1024)
@@ -134,6 +157,7 @@ def main() -> None:
     b = bytes(a)
     baseline = per_call_us(lambda: hmac.compare_digest(a, b), args.repeat)
     raw_hmac = per_call_us(lambda: hmac.new(b"k", body, hashlib.sha256).digest(), args.repeat)
+    primitives = primitive_costs(body, args.repeat)
 
     rows = []
     for name, config in SCHEMES.items():
@@ -157,6 +181,8 @@ def main() -> None:
     print(f"{'scheme':<12} {'µs/verify':>10} {'vs compare_digest':>17} {'vs one HMAC':>11}")
     print(f"{'(baseline)':<12} {baseline:>10.3f} {1.0:>17.1f} {baseline / raw_hmac:>11.2f}")
     print(f"{'(hmac)':<12} {raw_hmac:>10.3f} {raw_hmac / baseline:>17.1f} {1.0:>11.2f}")
+    for label, cost in primitives:
+        print(f"{label:<12} {cost:>10.3f} {cost / baseline:>17.1f} {cost / raw_hmac:>11.2f}")
     for name, cost in rows:
         print(f"{name:<12} {cost:>10.3f} {cost / baseline:>17.1f} {cost / raw_hmac:>11.2f}")
 
