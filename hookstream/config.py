@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -15,6 +16,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -25,7 +27,30 @@ from hookstream.errors import ConfigError
 from hookstream.kafka.connection import KafkaConnection
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-Scheme = Literal["stripe", "github", "shopify", "slack", "standard", "hmac"]
+Scheme = Literal[
+    "stripe",
+    "github",
+    "shopify",
+    "slack",
+    "standard",
+    "hmac",
+    "twilio",
+    "square",
+    "discord",
+    "sendgrid",
+    "mailgun",
+    "zoom",
+    "twitch",
+    "paddle",
+    "linear",
+    "intercom",
+    "bitbucket",
+    "gitlab",
+    "adyen",
+]
+# Schemes that sign over the URL the sender was given, and those verified by public key.
+URL_SIGNED_SCHEMES = frozenset({"twilio", "square"})
+PUBLIC_KEY_SCHEMES = frozenset({"discord", "sendgrid"})
 
 DEFAULT_CONFIG_FILE = Path("hookstream.yaml")
 
@@ -65,10 +90,7 @@ class WorkerSettings(_Section):
     port: int = Field(default=6066, ge=0, le=65535)
 
 
-class SecretEntry(_Section):
-    """One signing secret; ``not_after`` (epoch seconds or ISO time) retires it."""
-
-    value: SecretStr
+class _Retiring(_Section):
     not_after: float | None = None
 
     @field_validator("not_after", mode="before")
@@ -81,6 +103,18 @@ class SecretEntry(_Section):
         if hasattr(value, "timestamp"):
             return value.timestamp()
         return value
+
+
+class SecretEntry(_Retiring):
+    """One signing secret; ``not_after`` (epoch seconds or ISO time) retires it."""
+
+    value: SecretStr
+
+
+class PublicKeyEntry(_Retiring):
+    """One verification key (not secret); ``not_after`` retires it like a secret."""
+
+    value: str
 
 
 def _secret_entry(value: Any) -> Any:
@@ -98,6 +132,14 @@ class SourceSettings(_Section):
     event_id: str | None = None
     event_type: str | None = None
     entity_id: str | None = None
+    # URL-signing schemes (twilio, square): the URL the sender signs, as configured there
+    public_url: str | None = Field(default=None, validate_default=True)
+    # public-key schemes (discord, sendgrid): verification keys, rotated like secrets
+    public_keys: list[Annotated[PublicKeyEntry, BeforeValidator(_secret_entry)]] = Field(
+        default_factory=list
+    )
+    # public-key schemes: the private key `hookstream send` signs with (local trials only)
+    signing_key: SecretStr | None = None
     # generic hmac scheme
     header: str | None = None
     algorithm: Literal["sha1", "sha256", "sha512"] = "sha256"
@@ -112,6 +154,19 @@ class SourceSettings(_Section):
         if value is None or value.startswith(("/", "header:")) or value == "":
             return value
         raise ValueError("must be a JSON pointer (/a/b) or header:NAME")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        scheme = info.data.get("scheme")
+        if value is None:
+            if scheme in URL_SIGNED_SCHEMES:
+                raise ValueError(f"scheme {scheme} needs the URL the sender signs")
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL")
+        return value
 
     @model_validator(mode="after")
     def _scheme_needs(self) -> SourceSettings:
@@ -259,6 +314,10 @@ def _resolve_secrets(data: dict[str, Any], env: Mapping[str, str], base: Path) -
             extra += [s.strip() for s in text.replace(",", "\n").splitlines() if s.strip()]
         if extra:
             source["secrets"] = list(source.get("secrets") or []) + extra
+        if source.get("scheme") in PUBLIC_KEY_SCHEMES:
+            if not source.get("public_keys"):
+                raise ConfigError(f"sources.{name}.public_keys", "no public key given")
+            continue
         if not source.get("secrets"):
             raise ConfigError(
                 f"sources.{name}.secrets", "no secret given (secrets, secrets_env or secrets_file)"

@@ -8,57 +8,107 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from hookstream.config import Settings, SourceSettings
+from hookstream.core.signatures.asymmetric import new_keypair
 from hookstream.errors import ConfigError
 from hookstream.ops.audit import histories, summarize
-from hookstream.sources import sign_request
+from hookstream.sources import SignedPayload, sign_payload
 
 
 def sample_body(event_id: str, event_type: str, entity: str, scheme: str = "standard") -> bytes:
-    """A small JSON event in the shape `scheme`'s provider sends (default {id, type, data})."""
+    """A small event in the shape `scheme`'s provider sends (default {id, type, data})."""
     created = int(time.time())
-    doc: dict[str, object]
-    if scheme == "slack":
-        doc = {
-            "type": "event_callback",
-            "event_id": event_id,
-            "event_time": created,
-            "team_id": entity,
-            "event": {"type": event_type},
-        }
-    elif scheme == "stripe":
-        doc = {
-            "id": event_id,
-            "object": "event",
-            "type": event_type,
-            "created": created,
-            "data": {"object": {"customer": entity}},
-        }
-    else:
-        doc = {"id": event_id, "type": event_type, "created": created, "data": {"customer": entity}}
+    if scheme == "twilio":  # Twilio posts forms
+        return urlencode(
+            {"AccountSid": "AC" + "0" * 32, "MessageSid": entity, "MessageStatus": event_type}
+        ).encode()
+    doc: object = _PROVIDER_SHAPES.get(scheme, _standard_shape)(event_id, event_type, entity)
+    if isinstance(doc, dict) and scheme in ("standard", "hmac"):
+        doc["created"] = created
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _standard_shape(event_id: str, event_type: str, entity: str) -> object:
+    return {"id": event_id, "type": event_type, "data": {"customer": entity}}
+
+
+def _adyen_shape(event_id: str, event_type: str, entity: str) -> object:
+    item = {
+        "pspReference": event_id,
+        "merchantAccountCode": "DemoMerchant",
+        "merchantReference": entity,
+        "amount": {"value": 1000, "currency": "EUR"},
+        "eventCode": event_type,
+        "success": "true",
+    }
+    return {"live": "false", "notificationItems": [{"NotificationRequestItem": item}]}
+
+
+# Where each provider puts the id, type and entity (the defaults in core.events).
+_PROVIDER_SHAPES: dict[str, Callable[[str, str, str], object]] = {
+    "slack": lambda i, t, e: {
+        "type": "event_callback",
+        "event_id": i,
+        "team_id": e,
+        "event": {"type": t},
+    },
+    "stripe": lambda i, t, e: {
+        "id": i,
+        "object": "event",
+        "type": t,
+        "data": {"object": {"customer": e}},
+    },
+    "square": lambda i, t, e: {"event_id": i, "type": t, "data": {"type": "payment", "id": e}},
+    "discord": lambda i, t, e: {
+        "id": i,
+        "type": 2,
+        "application_id": "0",
+        "token": "demo",
+        "version": 1,
+        "guild_id": e,
+        "data": {"name": t},
+    },
+    "sendgrid": lambda i, t, e: [{"event": t, "sg_event_id": i, "sg_message_id": e}],
+    "mailgun": lambda i, t, e: {"event-data": {"id": i, "event": t, "recipient": e}},
+    "zoom": lambda i, t, e: {"event": t, "payload": {"object": {"uuid": e, "id": i}}},
+    "twitch": lambda i, t, e: {
+        "subscription": {"type": t, "version": "1"},
+        "event": {"broadcaster_user_id": e},
+    },
+    "paddle": lambda i, t, e: {"event_id": i, "event_type": t, "data": {"customer_id": e}},
+    "linear": lambda i, t, e: {"action": "create", "type": t, "data": {"id": e}},
+    "intercom": lambda i, t, e: {"id": i, "topic": t, "data": {"item": {"id": e}}},
+    "bitbucket": lambda i, t, e: {"repository": {"full_name": e}},
+    "gitlab": lambda i, t, e: {"object_kind": t, "project": {"path_with_namespace": e}},
+    "adyen": _adyen_shape,
+}
 
 
 def signed_request(
     source: SourceSettings, body: bytes, event_id: str, event_type: str
-) -> dict[str, str]:
-    """Content type, signature headers and any id/type headers the source reads."""
-    headers = {
-        "Content-Type": "application/json",
-        **sign_request(source, body, event_id, time.time(), event_type),
-    }
+) -> SignedPayload:
+    """The request as the source's provider sends it: content type, signature headers,
+    any id/type headers the source reads, the body and query as signed."""
+    signed = sign_payload(source, body, event_id, time.time(), event_type)
+    headers = {"Content-Type": "application/json", **signed.headers}
     for locator, value in ((source.event_id, event_id), (source.event_type, event_type)):
         if locator and locator.startswith("header:"):
             headers[locator.removeprefix("header:")] = value
-    return headers
+    return replace(signed, headers=headers)
+
+
+def new_keypair_config(scheme: str) -> dict[str, object]:
+    """A key pair for trying a public-key source locally, as config keys."""
+    public, private = new_keypair(scheme)
+    return {"public_keys": [public], "signing_key": private}
 
 
 def _source(settings: Settings, name: str) -> SourceSettings:
@@ -102,12 +152,13 @@ def send_one(
     body = (
         body if body is not None else sample_body(event_id, event_type, "cus_demo", source.scheme)
     )
-    headers = signed_request(source, body, event_id, event_type)
+    signed = signed_request(source, body, event_id, event_type)
+    target = url + (f"?{signed.query}" if signed.query else "")
 
     async def post() -> tuple[int, str]:
         async with (
             aiohttp.ClientSession() as session,
-            session.post(url, data=body, headers=headers) as response,
+            session.post(target, data=signed.body, headers=signed.headers) as response,
         ):
             return response.status, await response.text()
 
@@ -271,10 +322,13 @@ async def _post_all(url: str, source: SourceSettings, events: list[tuple[str, by
     async with aiohttp.ClientSession() as session:
 
         async def post(event_id: str, body: bytes) -> None:
-            headers = signed_request(source, body, event_id, "demo.event")
+            signed = signed_request(source, body, event_id, "demo.event")
+            target = url + (f"?{signed.query}" if signed.query else "")
             async with limit:
                 try:
-                    async with session.post(url, data=body, headers=headers) as response:
+                    async with session.post(
+                        target, data=signed.body, headers=signed.headers
+                    ) as response:
                         status = response.status
                 except aiohttp.ClientError:
                     burst.unreachable += 1

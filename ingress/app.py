@@ -14,19 +14,21 @@ from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hookstream.config import Settings
-from hookstream.core.events import (
-    UnusableEvent,
-    describe_event,
-    handshake_challenge,
-    signature_headers,
-)
+from hookstream.core.events import UnusableEvent, describe_event, signature_headers
 from hookstream.core.headers import event_headers
-from hookstream.core.signatures import VerificationError, Verifier
+from hookstream.core.signatures import (
+    HandshakeAnswer,
+    KeyMaterialError,
+    Reason,
+    VerificationError,
+    Verifier,
+)
+from hookstream.core.signatures.handshakes import Handshake
 from hookstream.errors import ConfigError
 from hookstream.kafka.clients import producer_config
 from hookstream.kafka.topics import max_record_bytes
 from hookstream.metrics import INGRESS_REQUESTS, PRODUCE_SECONDS, SIGNATURE_FAILURES
-from hookstream.sources import build_verifier
+from hookstream.sources import acknowledgement, build_handshake, build_verifier
 from hookstream.telemetry import http_server_middlewares, publish_span
 from ingress.errors import CannotEnqueue, RecordTooLarge
 from ingress.producer import EventProducer
@@ -39,6 +41,7 @@ tracer = trace.get_tracer("hookstream.ingress")
 SETTINGS = web.AppKey("settings", Settings)
 PRODUCER = web.AppKey("producer", EventProducer)
 VERIFIERS = web.AppKey("verifiers", dict[str, Verifier])
+HANDSHAKES = web.AppKey("handshakes", dict[str, Handshake])
 READINESS = web.AppKey("readiness", dict[str, Any])
 REPLAYS = web.AppKey("replays", ReplayCache)
 
@@ -96,13 +99,23 @@ async def receive_webhook(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text=f"unknown source {name!r}")
     body = await _read_body(request, settings.ingress.max_body_bytes)
     received = time.time()
-    request.app[VERIFIERS][name].verify(request.headers, body, received)
-    challenge = handshake_challenge(source, body)
-    if challenge is not None:
+    verified = request.app[VERIFIERS][name].verify(
+        request.headers, body, received, request.query_string
+    )
+    handshake = request.app[HANDSHAKES].get(name)
+    handshake_answer = handshake(request.headers, body, received) if handshake else None
+    if handshake_answer is not None:
         log.info("handshake_answered", source=name)
-        return web.json_response({"challenge": challenge})
+        return _answer(handshake_answer)
     facts = describe_event(source, request.headers, body)
     replays = request.app[REPLAYS]
+    nonce = f"nonce:{verified.nonce}" if verified.nonce is not None else None
+    if (
+        nonce
+        and replays.seen(name, nonce, received)
+        and not replays.seen(name, facts.event_id, received)
+    ):  # a signature that covers no body, reused on another event
+        raise VerificationError(Reason.REPLAYED_SIGNATURE, "this signature was already used")
     if replays.seen(name, facts.event_id, received):
         log.info("replay_answered", source=name, event_id=facts.event_id)
         answer = {"event_id": facts.event_id, "status": "duplicate", "duplicate": True}
@@ -125,8 +138,22 @@ async def receive_webhook(request: web.Request) -> web.Response:
     )
     await _produce(request.app, settings, envelope)
     replays.remember(name, facts.event_id, received, source.tolerance)
+    if nonce:
+        replays.remember(name, nonce, received, source.tolerance)
     log.info("accepted", source=name, event_id=facts.event_id, entity_id=facts.entity_id)
+    acknowledged = acknowledgement(source, body)
+    if acknowledged is not None:
+        return _answer(acknowledged)
     return web.json_response({"event_id": facts.event_id, "status": "accepted"}, status=202)
+
+
+def _answer(answer: HandshakeAnswer) -> web.Response:
+    """A handshake's or a sender-specific acknowledgement's exact answer."""
+    return web.Response(
+        status=answer.status,
+        body=answer.body or None,
+        content_type=answer.content_type if answer.body else None,
+    )
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
@@ -214,9 +241,21 @@ def build_verifiers(settings: Settings) -> dict[str, Verifier]:
     for name, source in settings.sources.items():
         try:
             verifiers[name] = build_verifier(source)
+        except KeyMaterialError as exc:
+            raise ConfigError(f"sources.{name}.{exc.field}", str(exc)) from None
         except ValueError as exc:
             raise ConfigError(f"sources.{name}", str(exc)) from None
     return verifiers
+
+
+def build_handshakes(settings: Settings) -> dict[str, Handshake]:
+    """The handshake of every source whose sender makes one."""
+    found = {}
+    for name, source in settings.sources.items():
+        handshake = build_handshake(source)
+        if handshake is not None:
+            found[name] = handshake
+    return found
 
 
 async def _producer_lifecycle(app: web.Application) -> Any:
@@ -241,6 +280,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[VERIFIERS] = build_verifiers(settings)
+    app[HANDSHAKES] = build_handshakes(settings)
     app[READINESS] = {}
     app[REPLAYS] = ReplayCache()
     app.cleanup_ctx.append(_producer_lifecycle)

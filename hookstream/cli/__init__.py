@@ -24,6 +24,7 @@ for command in (
     pipeline.worker,
     pipeline.run,
     pipeline.send,
+    pipeline.keygen,
     pipeline.demo,
     dlq.dlq,
     events.events,

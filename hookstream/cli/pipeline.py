@@ -134,6 +134,17 @@ def send(
 
 
 @click.command()
+@click.argument("scheme", type=click.Choice(["discord", "sendgrid"]))
+def keygen(scheme: str) -> None:
+    """A key pair to try a public-key SCHEME locally: public_keys and signing_key, as JSON."""
+    import json
+
+    from hookstream.devtools import new_keypair_config
+
+    click.echo(json.dumps(new_keypair_config(scheme), indent=2))
+
+
+@click.command()
 @click.option("--events", "count", default=200, show_default=True, help="How many distinct events.")
 @click.option("--duplicates", default=0.2, show_default=True, help="Share of events sent twice.")
 @click.option(

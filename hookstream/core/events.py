@@ -12,6 +12,8 @@ from typing import Any, Protocol
 from jsonpointer import JsonPointerException, resolve_pointer
 
 from hookstream.core.signatures import header_family
+from hookstream.core.signatures.body_fields import form_fields
+from hookstream.core.signatures.handshakes import slack_challenge
 from hookstream.errors import HookstreamError
 
 _MISSING = object()
@@ -58,11 +60,15 @@ class EventFacts:
 @dataclass(frozen=True, slots=True)
 class Locators:
     """Where a scheme finds each fact by default, first match wins; an empty event_id
-    means the id is derived (sha256 of the body), an empty entity_id means the event id."""
+    means the id is derived (sha256 of the body), an empty entity_id means the event id.
+    `derive_if_missing`: when no locator finds an id, derive it rather than refuse.
+    `id_parts`: the id is these values joined with ``:`` (all must be present)."""
 
     event_id: tuple[str, ...]
     event_type: tuple[str, ...]
     entity_id: tuple[str, ...] = ()
+    derive_if_missing: bool = False
+    id_parts: tuple[str, ...] = ()
 
 
 DEFAULT_LOCATORS: dict[str, Locators] = {
@@ -94,6 +100,77 @@ DEFAULT_LOCATORS: dict[str, Locators] = {
     ),
     "standard": Locators(event_id=("header:webhook-id",), event_type=("/type",)),
     "hmac": Locators(event_id=(), event_type=()),
+    # Twilio: form posts (JSON for some products); retries repeat the idempotency token.
+    "twilio": Locators(
+        event_id=("header:I-Twilio-Idempotency-Token",),
+        event_type=("/MessageStatus", "/SmsStatus", "/CallStatus", "/EventType"),
+        entity_id=("/CallSid", "/MessageSid", "/SmsSid", "/Sid"),
+        derive_if_missing=True,
+    ),
+    "square": Locators(event_id=("/event_id",), event_type=("/type",), entity_id=("/data/id",)),
+    # Discord: interactions carry an id; webhook events do not (their body is the id).
+    "discord": Locators(
+        event_id=("/id",),
+        event_type=("/event/type", "/data/name", "/type"),
+        entity_id=("/guild_id", "/channel_id", "/event/data/guild/id"),
+        derive_if_missing=True,
+    ),
+    # SendGrid: a batch (a JSON array) of events, retried as the same batch.
+    "sendgrid": Locators(event_id=(), event_type=("/0/event",)),
+    "mailgun": Locators(
+        event_id=("/event-data/id",),
+        event_type=("/event-data/event", "/event"),
+        entity_id=("/event-data/message/headers/message-id", "/event-data/recipient"),
+        derive_if_missing=True,
+    ),
+    # Zoom: no event id; a redelivery repeats the body (and its event_ts).
+    "zoom": Locators(
+        event_id=(),
+        event_type=("/event",),
+        entity_id=("/payload/object/uuid", "/payload/object/id", "/payload/account_id"),
+    ),
+    "twitch": Locators(
+        event_id=("header:Twitch-Eventsub-Message-Id",),
+        event_type=("header:Twitch-Eventsub-Subscription-Type", "/subscription/type"),
+        entity_id=("/event/broadcaster_user_id", "/subscription/condition/broadcaster_user_id"),
+    ),
+    "paddle": Locators(
+        event_id=("/event_id",),
+        event_type=("/event_type",),
+        entity_id=("/data/customer_id", "/data/id"),
+    ),
+    "linear": Locators(
+        event_id=("header:Linear-Delivery",),
+        event_type=("header:Linear-Event", "/type"),
+        entity_id=("/data/id",),
+        derive_if_missing=True,
+    ),
+    "intercom": Locators(event_id=("/id",), event_type=("/topic",), entity_id=("/data/item/id",)),
+    "bitbucket": Locators(
+        event_id=("header:X-Request-UUID", "header:X-Request-Id"),
+        event_type=("header:X-Event-Key",),
+        entity_id=("/repository/full_name", "/repository/uuid"),
+    ),
+    "gitlab": Locators(
+        event_id=("header:X-Gitlab-Event-UUID", "header:X-Gitlab-Webhook-UUID"),
+        event_type=("header:X-Gitlab-Event", "/object_kind"),
+        entity_id=("/project/path_with_namespace", "/project/id", "/project_id"),
+        derive_if_missing=True,
+    ),
+    # Adyen: duplicates share eventCode and pspReference; a payment's modifications
+    # name it as originalReference, so one payment's events stay in order.
+    "adyen": Locators(
+        event_id=(),
+        id_parts=(
+            "/notificationItems/0/NotificationRequestItem/eventCode",
+            "/notificationItems/0/NotificationRequestItem/pspReference",
+        ),
+        event_type=("/notificationItems/0/NotificationRequestItem/eventCode",),
+        entity_id=(
+            "/notificationItems/0/NotificationRequestItem/originalReference",
+            "/notificationItems/0/NotificationRequestItem/pspReference",
+        ),
+    ),
 }
 _SVIX = Locators(event_id=("header:svix-id",), event_type=("/type",))
 
@@ -126,6 +203,32 @@ SIGNATURE_HEADERS: dict[str, tuple[str, ...]] = {
         "svix-signature",
     ),
     "hmac": (),
+    "twilio": (
+        "X-Twilio-Signature",
+        "X-Twilio-Webhooks-Signature-Settings",
+        "I-Twilio-Idempotency-Token",
+    ),
+    "square": ("x-square-hmacsha256-signature",),
+    "discord": ("X-Signature-Ed25519", "X-Signature-Timestamp"),
+    "sendgrid": (
+        "X-Twilio-Email-Event-Webhook-Signature",
+        "X-Twilio-Email-Event-Webhook-Timestamp",
+    ),
+    "mailgun": (),  # the signature is inside the body
+    "zoom": ("x-zm-signature", "x-zm-request-timestamp"),
+    "twitch": (
+        "Twitch-Eventsub-Message-Id",
+        "Twitch-Eventsub-Message-Timestamp",
+        "Twitch-Eventsub-Message-Signature",
+        "Twitch-Eventsub-Message-Type",
+        "Twitch-Eventsub-Subscription-Type",
+    ),
+    "paddle": ("Paddle-Signature",),
+    "linear": ("Linear-Signature", "Linear-Delivery", "Linear-Event"),
+    "intercom": ("X-Hub-Signature",),
+    "bitbucket": ("X-Hub-Signature", "X-Request-UUID", "X-Event-Key", "X-Hook-UUID"),
+    "gitlab": ("X-Gitlab-Event", "X-Gitlab-Event-UUID", "X-Gitlab-Webhook-UUID"),
+    "adyen": (),  # every item carries its signature
 }
 
 
@@ -149,11 +252,12 @@ def _text(value: Any) -> str | None:
 
 
 class _Body:
-    """The JSON body, parsed at most once and only if a pointer needs it."""
+    """The JSON body, parsed at most once and only if a pointer needs it. A form-encoded
+    body (Twilio's posts) is read as an object of its fields, so pointers name fields."""
 
-    def __init__(self, raw: bytes) -> None:
+    def __init__(self, raw: bytes, form: bool = False) -> None:
         self._raw = raw
-        self._doc: Any = _MISSING
+        self._doc: Any = form_fields(raw) if form else _MISSING
         self._bad = False
 
     def get(self, pointer: str) -> Any:
@@ -192,12 +296,22 @@ def _first(locators: tuple[str, ...], headers: Mapping[str, str], body: _Body) -
 def describe_event(source: SourceRules, headers: Mapping[str, str], body: bytes) -> EventFacts:
     """Event id, type and entity id of an authentic request; UnusableEvent if no id."""
     defaults = default_locators(source.scheme, headers)
-    doc = _Body(body)
+    content_type = (headers.get("Content-Type") or "").lower()
+    doc = _Body(body, form=content_type.startswith("application/x-www-form-urlencoded"))
     id_locators = (source.event_id,) if source.event_id else defaults.event_id
-    if not id_locators:
+    parts = () if source.event_id else defaults.id_parts
+    if parts:
+        values = [_first((part,), headers, doc) for part in parts]
+        if None in values:
+            _raise_if_not_json(doc, parts)
+            raise UnusableEvent("missing_event_id", "no event id at " + " and ".join(parts))
+        event_id = ":".join(v for v in values if v is not None)
+    elif not id_locators:
         event_id = hashlib.sha256(body).hexdigest()
     else:
         found = _first(id_locators, headers, doc)
+        if found is None and defaults.derive_if_missing and not source.event_id:
+            found = hashlib.sha256(body).hexdigest()
         if found is None:
             _raise_if_not_json(doc, id_locators)
             raise UnusableEvent("missing_event_id", "no event id at " + " or ".join(id_locators))
@@ -242,14 +356,10 @@ def signature_headers(source: SourceRules, headers: Mapping[str, str]) -> dict[s
 
 
 def handshake_challenge(source: SourceRules, body: bytes) -> str | None:
-    """Slack's ``url_verification``: the challenge to echo back, else None."""
-    if source.scheme != "slack" or b"url_verification" not in body:
+    """Slack's ``url_verification``: the challenge to echo back, else None. (The ingress
+    answers every scheme's handshake through ``hookstream.sources.build_handshake``.)"""
+    answer = slack_challenge({}, body, 0.0) if source.scheme == "slack" else None
+    if answer is None:
         return None
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    if not isinstance(doc, dict) or doc.get("type") != "url_verification":
-        return None
-    challenge = doc.get("challenge")
-    return _text(challenge) if isinstance(challenge, str) else None
+    challenge = json.loads(answer.body)["challenge"]
+    return challenge if isinstance(challenge, str) else None

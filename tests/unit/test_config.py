@@ -54,6 +54,16 @@ def test_hookstream_config_variable_names_the_file(tmp_path: Path) -> None:
         ("sources: {s: {scheme: standard}}", "sources.s.secrets"),
         ("destinations: {d: {sources: [nope]}}", "destinations.d"),
         ("kafak: {}", "kafak"),
+        ("sources: {t: {scheme: twilio, secrets: [x]}}", "sources.t.public_url"),
+        (
+            "sources: {t: {scheme: square, secrets: [x], public_url: /hooks}}",
+            "sources.t.public_url",
+        ),
+        ("sources: {d: {scheme: discord}}", "sources.d.public_keys"),
+        (
+            "sources: {d: {scheme: discord, public_keys: [{value: k, not_after: soon}]}}",
+            "sources.d.public_keys.0",
+        ),
     ],
 )
 def test_a_config_error_names_the_key(tmp_path: Path, text: str, key: str) -> None:
@@ -107,3 +117,15 @@ def test_kafka_client_settings_can_come_from_the_environment(tmp_path: Path) -> 
     assert "pw-from-secret" not in repr(settings)
     with pytest.raises(ConfigError, match=r"kafka\.client_env\.sasl\.password"):
         load_settings(path, environ={})
+
+
+def test_public_keys_rotate_like_secrets(tmp_path: Path) -> None:
+    text = (
+        "sources:\n  d:\n    scheme: discord\n    public_keys:\n"
+        "      - {value: aa, not_after: 2025-07-01T00:00:00+00:00}\n      - bb\n"
+    )
+    source = load_settings(write(tmp_path, text), environ={}).sources["d"]
+    assert [k.value for k in source.public_keys] == ["aa", "bb"]
+    assert source.public_keys[0].not_after == 1751328000.0
+    assert source.public_keys[1].not_after is None
+    assert source.secrets == []

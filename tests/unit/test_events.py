@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -179,3 +180,78 @@ def test_signature_headers_keep_what_reverification_needs() -> None:
         partner, CIMultiDict({"X-Sig": "s", "X-Ts": "1", "X-Id": "i", "X-Other": "o"})
     )
     assert kept == {"x-sig": "s", "x-ts": "1", "x-id": "i"}
+
+
+# --- the provider schemes beyond the first six ---
+
+
+def provider(scheme: str, headers: dict[str, str], body: object) -> tuple[str, str | None, str]:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    config = {"public_url": "https://h.example/x"} if scheme in ("twilio", "square") else {}
+    keys = {"public_keys": ["00" * 32]} if scheme in ("discord", "sendgrid") else {}
+    settings = SourceSettings(scheme=scheme, secrets=["s"], **config, **keys)
+    found = describe_event(settings, CIMultiDict(headers), raw)
+    return found.event_id, found.event_type, found.entity_id
+
+
+def test_twilio_form_fields_and_idempotency_token() -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    body = b"AccountSid=AC1&MessageSid=SM1&MessageStatus=delivered"
+    token = {**form, "I-Twilio-Idempotency-Token": "idem-1"}
+    assert provider("twilio", token, body) == ("idem-1", "delivered", "SM1")
+    derived = provider("twilio", form, body)[0]
+    assert derived == hashlib.sha256(body).hexdigest()
+
+
+def test_provider_documented_locations() -> None:
+    square = {"event_id": "e1", "type": "payment.updated", "data": {"id": "pay_1"}}
+    assert provider("square", {}, square) == ("e1", "payment.updated", "pay_1")
+    interaction = {"id": "i1", "type": 2, "guild_id": "g1", "data": {"name": "ping"}}
+    assert provider("discord", {}, interaction) == ("i1", "ping", "g1")
+    mailgun = {"event-data": {"id": "m1", "event": "delivered", "recipient": "a@b.c"}}
+    assert provider("mailgun", {}, mailgun) == ("m1", "delivered", "a@b.c")
+    twitch_headers = {
+        "Twitch-Eventsub-Message-Id": "t1",
+        "Twitch-Eventsub-Subscription-Type": "channel.follow",
+    }
+    twitch = {"event": {"broadcaster_user_id": "1337"}}
+    assert provider("twitch", twitch_headers, twitch) == ("t1", "channel.follow", "1337")
+    paddle = {
+        "event_id": "evt_01",
+        "event_type": "transaction.paid",
+        "data": {"customer_id": "ctm_1"},
+    }
+    assert provider("paddle", {}, paddle) == ("evt_01", "transaction.paid", "ctm_1")
+    linear = {"type": "Issue", "action": "create", "data": {"id": "iss_1"}}
+    assert provider("linear", {"Linear-Delivery": "d1"}, linear) == ("d1", "Issue", "iss_1")
+    intercom = {
+        "id": "notif_1",
+        "topic": "conversation.user.created",
+        "data": {"item": {"id": "c1"}},
+    }
+    assert provider("intercom", {}, intercom) == ("notif_1", "conversation.user.created", "c1")
+    bitbucket = {"repository": {"full_name": "team/repo"}}
+    headers = {"X-Request-UUID": "r1", "X-Event-Key": "repo:push"}
+    assert provider("bitbucket", headers, bitbucket) == ("r1", "repo:push", "team/repo")
+    gitlab = {"object_kind": "push", "project": {"path_with_namespace": "g/p"}}
+    headers = {"X-Gitlab-Event-UUID": "u1", "X-Gitlab-Event": "Push Hook"}
+    assert provider("gitlab", headers, gitlab) == ("u1", "Push Hook", "g/p")
+    zoom = {"event": "meeting.started", "payload": {"object": {"uuid": "z1"}}}
+    raw = json.dumps(zoom).encode()
+    assert provider("zoom", {}, zoom) == (hashlib.sha256(raw).hexdigest(), "meeting.started", "z1")
+    batch = [{"event": "delivered", "sg_event_id": "s1"}, {"event": "open"}]
+    assert provider("sendgrid", {}, batch)[1] == "delivered"
+
+
+def test_adyen_id_is_event_code_and_psp_reference_keyed_by_the_payment() -> None:
+    capture = {
+        "pspReference": "C1",
+        "originalReference": "P1",
+        "eventCode": "CAPTURE",
+        "success": "true",
+    }
+    body = {"live": "false", "notificationItems": [{"NotificationRequestItem": capture}]}
+    assert provider("adyen", {}, body) == ("CAPTURE:C1", "CAPTURE", "P1")
+    with pytest.raises(UnusableEvent) as caught:
+        provider("adyen", {}, {"notificationItems": []})
+    assert caught.value.reason == "missing_event_id"

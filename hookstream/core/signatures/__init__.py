@@ -7,11 +7,20 @@ callers pass a case-insensitive mapping (aiohttp's request headers are one).
 - ``base``: Reason, VerificationError, SigningKey, Verified, the Verifier protocol;
 - ``parsing``: the header parsers (total: every input gives a value or a reason);
 - ``standard``: Standard Webhooks and Svix; ``stripe``: Stripe;
-- ``hmac_schemes``: GitHub, Shopify, Slack and the generic ``hmac`` scheme;
-- ``registry``: config -> verifier (SCHEMES, build_verifier) and sign_request.
+- ``hmac_schemes``: GitHub, Shopify, Slack, Zoom, Intercom, Bitbucket, generic ``hmac``;
+- ``twilio``, ``square``: signatures over the URL the sender was given;
+- ``asymmetric``: Discord (Ed25519) and SendGrid (ECDSA P-256), public keys only;
+- ``mailgun``, ``adyen``: signatures inside the body; ``linear``: a timestamp inside it;
+- ``twitch``, ``paddle``: formats of their own; ``shared_token``: GitLab's token;
+- ``handshakes``: the challenges senders make before (or instead of) events;
+- ``registry``: config -> verifier and handshake (SCHEMES, build_verifier,
+  build_handshake) and signing as each provider does (sign_payload).
 """
 
 from hookstream.core.signatures.base import (
+    HandshakeAnswer,
+    KeyMaterialError,
+    PublicKey,
     Reason,
     SigningKey,
     VerificationError,
@@ -50,15 +59,20 @@ __all__ = [
     "SHOPIFY",
     "SLACK",
     "STRIPE_HEADER",
+    "HandshakeAnswer",
     "HmacScheme",
     "HmacVerifier",
+    "KeyMaterialError",
+    "PublicKey",
     "Reason",
+    "SignedPayload",
     "SigningKey",
     "StandardVerifier",
     "StripeVerifier",
     "VerificationError",
     "Verified",
     "Verifier",
+    "acknowledgement",
     "active_keys",
     "any_matches",
     "b64decode_strict",

@@ -22,6 +22,7 @@ class Reason(StrEnum):
     STALE_TIMESTAMP = "stale_timestamp"
     FUTURE_TIMESTAMP = "future_timestamp"
     NO_ACTIVE_SECRET = "no_active_secret"  # noqa: S105 - a reason code, not a secret
+    REPLAYED_SIGNATURE = "replayed_signature"
 
 
 class VerificationError(HookstreamError):
@@ -49,16 +50,52 @@ class SigningKey:
 
 
 @dataclass(frozen=True, slots=True)
+class PublicKey:
+    """A loaded verification key (Ed25519 or ECDSA), and when it stops being accepted."""
+
+    key: object
+    not_after: float | None = None
+
+    def active(self, now: float) -> bool:
+        """True while the key may still verify."""
+        return self.not_after is None or now <= self.not_after
+
+
+@dataclass(frozen=True, slots=True)
 class Verified:
     """What a successful check established."""
 
     timestamp: float | None  # the signed send time, where the scheme signs one
+    # A single-use value the signature covers instead of the body (Mailgun's token):
+    # seen twice with different events, the second is a forgery built from a capture.
+    nonce: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeAnswer:
+    """What a sender's handshake expects back, instead of an accepted event."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
 
 
 class Verifier(Protocol):
-    """Checks one request of one source; raises VerificationError, nothing else."""
+    """Checks one request of one source; raises VerificationError, nothing else.
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> Verified: ...
+    `query` is the request's query string as received (URL-signing schemes sign it)."""
+
+    def verify(
+        self, headers: Mapping[str, str], body: bytes, now: float, query: str = ""
+    ) -> Verified: ...
+
+
+class KeyMaterialError(ValueError):
+    """A configured secret or key cannot be used; `field` names the config key."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(problem)
+        self.field = field
 
 
 def active_keys(keys: Sequence[SigningKey], now: float) -> list[bytes]:
@@ -66,6 +103,14 @@ def active_keys(keys: Sequence[SigningKey], now: float) -> list[bytes]:
     usable = [k.key for k in keys if k.active(now)]
     if not usable:
         raise VerificationError(Reason.NO_ACTIVE_SECRET, "every configured secret has expired")
+    return usable
+
+
+def active_public_keys(keys: Sequence[PublicKey], now: float) -> list[object]:
+    """The public keys that may verify at `now`; none is an error of its own."""
+    usable = [k.key for k in keys if k.active(now)]
+    if not usable:
+        raise VerificationError(Reason.NO_ACTIVE_SECRET, "every configured public key has expired")
     return usable
 
 

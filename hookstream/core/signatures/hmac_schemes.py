@@ -1,9 +1,12 @@
 """One HMAC over the raw body (optionally with a signed timestamp): the generic ``hmac``
-scheme, and GitHub, Shopify and Slack, which are fixed instances of it.
+scheme, and the providers that are fixed instances of it.
 
-- GitHub:  ``X-Hub-Signature-256: sha256=<hex>`` over the body.
-- Shopify: ``X-Shopify-Hmac-Sha256: <base64>`` over the body.
-- Slack:   ``X-Slack-Signature: v0=<hex>`` over ``v0:{X-Slack-Request-Timestamp}:{body}``.
+- GitHub:    ``X-Hub-Signature-256: sha256=<hex>`` over the body.
+- Shopify:   ``X-Shopify-Hmac-Sha256: <base64>`` over the body.
+- Slack:     ``X-Slack-Signature: v0=<hex>`` over ``v0:{X-Slack-Request-Timestamp}:{body}``.
+- Zoom:      ``x-zm-signature: v0=<hex>`` over ``v0:{x-zm-request-timestamp}:{body}``.
+- Intercom:  ``X-Hub-Signature: sha1=<hex>`` over the body (HMAC-SHA1, the client secret).
+- Bitbucket: ``X-Hub-Signature: sha256=<hex>`` over the body (Cloud and Data Center).
 """
 
 from __future__ import annotations
@@ -70,6 +73,14 @@ SLACK = HmacScheme(
     timestamp_header="X-Slack-Request-Timestamp",
     signed_content="v0:{timestamp}:{body}",
 )
+ZOOM = HmacScheme(
+    header="x-zm-signature",
+    prefix="v0=",
+    timestamp_header="x-zm-request-timestamp",
+    signed_content="v0:{timestamp}:{body}",
+)
+INTERCOM = HmacScheme(header="X-Hub-Signature", algorithm="sha1", prefix="sha1=")
+BITBUCKET = HmacScheme(header="X-Hub-Signature", prefix="sha256=")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +91,9 @@ class HmacVerifier:
     keys: tuple[SigningKey, ...]
     tolerance: float
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> Verified:
+    def verify(
+        self, headers: Mapping[str, str], body: bytes, now: float, query: str = ""
+    ) -> Verified:
         scheme = self.scheme
         raw = header_text(headers, scheme.header)
         if raw is None:

@@ -42,14 +42,18 @@ def parse_timestamp(raw: str | None) -> int:
     return int(raw)
 
 
-def check_timestamp(raw: str | None, now: float, tolerance: float) -> float:
-    """Parse a signed Unix timestamp and refuse it outside `now ± tolerance`."""
-    timestamp = float(parse_timestamp(raw))
+def check_window(timestamp: float, now: float, tolerance: float) -> float:
+    """Refuse a signed time outside `now ± tolerance`; return it otherwise."""
     if timestamp < now - tolerance:
         raise VerificationError(Reason.STALE_TIMESTAMP, "timestamp is older than the tolerance")
     if timestamp > now + tolerance:
         raise VerificationError(Reason.FUTURE_TIMESTAMP, "timestamp is too far in the future")
     return timestamp
+
+
+def check_timestamp(raw: str | None, now: float, tolerance: float) -> float:
+    """Parse a signed Unix timestamp and refuse it outside `now ± tolerance`."""
+    return check_window(float(parse_timestamp(raw)), now, tolerance)
 
 
 def b64decode_strict(text: str) -> bytes:
@@ -123,3 +127,10 @@ def parse_standard_signatures(raw: str) -> list[bytes]:
     if not offered:
         raise VerificationError(Reason.MALFORMED_SIGNATURE, "no v1 signature offered")
     return offered
+
+
+def request_url(public_url: str, query: str) -> str:
+    """The URL a sender signed: the configured public URL (scheme, host, path) with the
+    query string the request arrived with (proxies rewrite hosts and paths, not queries)."""
+    base = public_url.split("?", 1)[0]
+    return f"{base}?{query}" if query else base

@@ -58,7 +58,9 @@ class StandardVerifier:
     keys: tuple[SigningKey, ...]
     tolerance: float
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> Verified:
+    def verify(
+        self, headers: Mapping[str, str], body: bytes, now: float, query: str = ""
+    ) -> Verified:
         family = header_family(headers)
         signature = header_text(headers, f"{family}-signature")
         msg_id = header_text(headers, f"{family}-id")

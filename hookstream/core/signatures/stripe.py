@@ -19,7 +19,7 @@ from hookstream.core.signatures.base import (
     active_keys,
     any_matches,
 )
-from hookstream.core.signatures.parsing import header_text, parse_stripe_signature
+from hookstream.core.signatures.parsing import check_window, header_text, parse_stripe_signature
 
 STRIPE_HEADER = "Stripe-Signature"
 
@@ -37,15 +37,14 @@ class StripeVerifier:
     keys: tuple[SigningKey, ...]
     tolerance: float
 
-    def verify(self, headers: Mapping[str, str], body: bytes, now: float) -> Verified:
+    def verify(
+        self, headers: Mapping[str, str], body: bytes, now: float, query: str = ""
+    ) -> Verified:
         raw = header_text(headers, STRIPE_HEADER)
         if raw is None:
             raise VerificationError(Reason.MISSING_SIGNATURE, f"header {STRIPE_HEADER} is required")
         timestamp, offered = parse_stripe_signature(raw)
-        if timestamp < now - self.tolerance:
-            raise VerificationError(Reason.STALE_TIMESTAMP, "timestamp is older than the tolerance")
-        if timestamp > now + self.tolerance:
-            raise VerificationError(Reason.FUTURE_TIMESTAMP, "timestamp is too far in the future")
+        check_window(timestamp, now, self.tolerance)
         content = f"{timestamp}.".encode() + body
         expected = [
             hmac.new(k, content, hashlib.sha256).digest() for k in active_keys(self.keys, now)
