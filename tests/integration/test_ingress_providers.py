@@ -18,7 +18,7 @@ import pytest
 
 from hookstream.config import Settings
 from hookstream.core.signatures.asymmetric import new_keypair
-from hookstream.devtools import sample_body, send_one
+from hookstream.devtools import sample_body, send_one, webhook_url
 from hookstream.sources import SignedPayload, sign_payload
 from tests.integration.test_ingress_signatures import records
 
@@ -192,7 +192,13 @@ async def test_hookstream_send_signs_as_every_provider(gateway: Any) -> None:
     settings, base, _ = gateway
     for source in sorted(SOURCES):
         status, answer = await asyncio.to_thread(
-            send_one, settings, source, None, f"evt_send_{source}", "thing.happened", base
+            send_one,
+            settings,
+            source,
+            None,
+            f"evt_send_{source}",
+            "thing.happened",
+            webhook_url(base, source),
         )
         assert status == (200 if source == "discord" else 202), (source, answer)
     assert len(records(settings)) == len(SOURCES)
