@@ -135,10 +135,13 @@ def interleaved(entities: int, per_entity: int, tag: str) -> list[tuple[str, str
     ]
 
 
-def sink_settings(make_settings, sink: SlowSink, **worker: object) -> tuple[Settings, object]:
+def sink_settings(
+    make_settings, sink: SlowSink, guarantee: str = "at_least_once", **worker: object
+) -> tuple[Settings, object]:
     return make_settings(
         destinations={"sink": {"url": sink.url, "sources": ["std"], "timeout": "10s"}},
         worker=worker,
+        processing_guarantee=guarantee,
     )
 
 
@@ -153,10 +156,11 @@ def assert_entity_order(sink: SlowSink, plan: list[tuple[str, str]]) -> None:
         assert first == expected[entity][: len(first)], f"{entity} out of order"
 
 
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 async def test_entities_run_at_once_and_each_in_arrival_order(
-    make_settings, worker_process, slow_sink
+    make_settings, worker_process, slow_sink, guarantee: str
 ) -> None:
-    settings, config = sink_settings(make_settings, slow_sink)
+    settings, config = sink_settings(make_settings, slow_sink, guarantee)
     worker_process(settings, config)
     plan = interleaved(20, 10, "order")
     await asyncio.to_thread(produce, settings, plan)
@@ -251,20 +255,22 @@ async def test_sigkill_with_hundreds_in_flight_loses_nothing(
 
 
 @pytest.mark.timeout(420)
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 async def test_rebalances_with_records_in_flight_never_skip(
-    make_settings, worker_process, slow_sink, tmp_path
+    make_settings, worker_process, slow_sink, tmp_path, guarantee: str
 ) -> None:
-    """A worker keeps delivering while others join and are SIGKILLed during their start-up,
-    as in issue 10: afterwards every record was delivered and the group's committed offsets
-    reach the end of the topic, with no restart."""
-    slow_sink.delay = 0.01
-    settings, config = sink_settings(make_settings, slow_sink)
+    """A worker with a backlog keeps delivering while others join and are SIGKILLed during
+    their start-up, six times, as in issue 10: afterwards every record was delivered and the
+    group's committed offsets reach the end of the topic, with no restart."""
+    slow_sink.delay = 0.005
+    settings, config = sink_settings(make_settings, slow_sink, guarantee)
+    plan = interleaved(200, 30, "rb")
+    await asyncio.to_thread(produce, settings, plan[:4000])
     worker_process(settings, config)
-    plan = interleaved(150, 20, "rb")
     rng = random.Random(10)
-    producer = asyncio.create_task(asyncio.to_thread(produce, settings, plan[:1500]))
+    producer = asyncio.create_task(asyncio.to_thread(produce, settings, plan[4000:]))
     with (tmp_path / "joiners.log").open("ab") as log:
-        for round_ in range(5):
+        for _ in range(6):
             joiner = subprocess.Popen(  # noqa: ASYNC220 - killed below, waited in kill()
                 [sys.executable, "-m", "hookstream.cli", "worker", "--config", str(config)],
                 stdout=log,
@@ -273,10 +279,7 @@ async def test_rebalances_with_records_in_flight_never_skip(
             )
             await asyncio.sleep(rng.uniform(2.0, 5.0))
             kill(joiner)
-            if round_ == 1:
-                await producer
-                producer = asyncio.create_task(asyncio.to_thread(produce, settings, plan[1500:]))
     await producer
-    await slow_sink.wait_for({event_id for _, event_id in plan}, timeout=180)
-    await wait_for_no_lag(settings, timeout=90)
+    await slow_sink.wait_for({event_id for _, event_id in plan}, timeout=240)
+    await wait_for_no_lag(settings, timeout=60)
     assert_entity_order(slow_sink, plan)
