@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import aiohttp
 import pytest
 from aiohttp import web
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
@@ -166,6 +167,7 @@ async def test_entities_run_at_once_and_each_in_arrival_order(
     await asyncio.to_thread(produce, settings, plan)
     await slow_sink.wait_for({event_id for _, event_id in plan}, timeout=60)
     await wait_for_no_lag(settings, timeout=30)
+    assert await in_flight_gauge(settings) == 0
     assert len(slow_sink.received) == 200
     assert_entity_order(slow_sink, plan)
     assert slow_sink.most_at_once > 1, "one request at a time: the lanes did not run at once"
@@ -222,6 +224,17 @@ async def test_a_lane_writes_the_dedupe_table_on_its_records_partition(
     assert seen >= len(plan)
 
 
+async def in_flight_gauge(settings: Settings) -> float:
+    """The worker's hookstream_in_flight, from its /metrics."""
+    url = f"http://127.0.0.1:{settings.worker.port}/metrics"
+    async with aiohttp.ClientSession() as session, session.get(url) as answer:
+        text = await answer.text()
+    for line in text.splitlines():
+        if line.startswith("hookstream_in_flight "):
+            return float(line.split()[1])
+    raise AssertionError("no hookstream_in_flight in /metrics")
+
+
 def kill(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.kill()
@@ -241,6 +254,8 @@ async def test_sigkill_with_hundreds_in_flight_loses_nothing(
         while slow_sink.active < 50:
             await asyncio.sleep(0.05)
     in_flight = slow_sink.active
+    gauge = await in_flight_gauge(settings)
+    assert gauge >= 50, f"hookstream_in_flight {gauge} with {in_flight} requests in flight"
     assert first.process is not None
     kill(first.process)
     worker_process(settings, config)
