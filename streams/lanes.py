@@ -8,6 +8,7 @@ See docs/architecture.md, "Lanes".
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
@@ -16,7 +17,7 @@ import structlog
 from faust.streams import _current_event
 from faust.types import TP
 
-from hookstream.core.headers import source_of
+from hookstream.core.headers import not_before_of, source_of
 from hookstream.core.lanes import Arrival, LaneBook, ResumeGuard
 from hookstream.metrics import IN_FLIGHT
 from streams.processor import EventProcessor, Incoming
@@ -78,7 +79,18 @@ class LaneDispatcher:
             return
         if arrival is Arrival.DROP:
             return
-        lane = (source_of(_headers(event)), event.key)
+        headers = _headers(event)
+        if not await self._due(tp, not_before_of(headers)):
+            self._guard.rewind(tp, message.offset)
+            log.info(
+                "retry_deferred_for_shutdown",
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=message.offset,
+                left_in_tier=True,
+            )
+            return
+        lane = (source_of(headers), event.key)
         if self._book.take(tp, message.offset, lane, (stream, event)):
             task = asyncio.create_task(self._run_lane(tp, lane, message.offset))
             self._tasks[(tp, lane)] = task
@@ -93,6 +105,20 @@ class LaneDispatcher:
             self._paused.discard(tp)
             if tp in self._app.consumer.assignment():
                 self._app.consumer.resume_partitions([tp])
+
+    async def _due(self, tp: Any, not_before: float) -> bool:
+        """Wait, before taking it, until a retry record is due: a tier is in due order, so
+        the agent's stream waits, not a lane, and sleeping records hold no in-flight room.
+
+        False if the partition went away or the worker began to stop first: the record is
+        not taken, and its partition must resume at it (nothing after it is taken in its
+        place).
+        """
+        while (delay := not_before - time.time()) > 0:
+            if self._app.should_stop or tp not in self._app.consumer.assignment():
+                return False
+            await asyncio.sleep(min(delay, 0.5))
+        return True
 
     async def _seek_back(self, tp: Any) -> None:
         """Refetch a partition from its resume point: records handed over from further on

@@ -177,6 +177,10 @@ class ResumeGuard(Generic[P]):
         """Where a partition must be read from next."""
         return self._cursors[partition].expected
 
+    def rewind(self, partition: P, offset: int) -> None:
+        """A record judged TAKE was not taken after all: the partition must resume at it."""
+        self._cursors[partition] = _Cursor(offset)
+
     def forget(self, partitions: Iterable[P]) -> None:
         """Partitions revoked or (re)assigned: judge their next records afresh."""
         for partition in partitions:

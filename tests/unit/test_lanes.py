@@ -124,3 +124,13 @@ def test_resume_guard_accepts_a_real_gap_after_one_seek() -> None:
     assert guard.arrive(0, 1, committed=None) is Arrival.SEEK
     assert guard.arrive(0, 1, committed=None) is Arrival.TAKE
     assert guard.arrive(0, 0, committed=None) is Arrival.DROP
+
+
+def test_a_record_not_taken_after_all_is_where_its_partition_resumes() -> None:
+    guard: ResumeGuard[int] = ResumeGuard()
+    assert guard.arrive(0, 3, committed=3) is Arrival.TAKE
+    assert guard.arrive(0, 4, committed=3) is Arrival.TAKE
+    guard.rewind(0, 4)  # 4 was not taken (the worker is stopping, say)
+    assert guard.arrive(0, 5, committed=3) is Arrival.SEEK
+    assert guard.resume_point(0) == 4
+    assert guard.arrive(0, 4, committed=3) is Arrival.TAKE
