@@ -84,8 +84,6 @@ class Destination:
 def config_for(bootstrap: str, data_dir: Path, url: str, args) -> dict[str, object]:
     tag = uuid.uuid4().hex[:8]
     source: dict[str, object] = {"scheme": "hmac", "header": "X-Sig", "secrets": ["x"]}
-    if args.ordering:
-        source["ordering"] = args.ordering
     return {
         "kafka": {"bootstrap_servers": bootstrap},
         "topics": {"events": f"bench.{tag}.events", "partitions": 3},
@@ -163,7 +161,6 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.05, help="the slow destination's delay")
     parser.add_argument("--max-in-flight", type=int, default=256)
     parser.add_argument("--per-partition", type=int, default=128)
-    parser.add_argument("--ordering", choices=["entity", "none"], default=None)
     args = parser.parse_args()
     broker = LocalKafka(ROOT / ".hookstream" / "kafka")
     broker.start()
