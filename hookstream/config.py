@@ -88,6 +88,10 @@ class WorkerSettings(_Section):
     standby_replicas: int = Field(default=1, ge=0)
     host: str = "0.0.0.0"  # noqa: S104 - metrics are scraped from outside the pod
     port: int = Field(default=6066, ge=0, le=65535)
+    # Records being processed at once by one worker, and by one partition of it: past
+    # either bound the worker stops taking records (docs/architecture.md, "Lanes").
+    max_in_flight: int = Field(default=256, ge=1)
+    max_in_flight_per_partition: int = Field(default=128, ge=1)
 
 
 class _Retiring(_Section):

@@ -29,3 +29,4 @@ RETRY_QUEUE_DEPTH = Gauge(
     "hookstream_retry_queue_depth", "Records waiting in a retry tier", ["tier"]
 )
 DLQ_DEPTH = Gauge("hookstream_dlq_depth", "Records in the dead-letter topic")
+IN_FLIGHT = Gauge("hookstream_in_flight", "Records taken by the worker and not yet acknowledged")

@@ -29,7 +29,8 @@ from hookstream.telemetry import publish_span
 from streams.control import read_reprocess_ranges
 from streams.delivery import Deliverer
 from streams.depth import start_depth_gauges
-from streams.processor import EventProcessor, FaustDedupeStore, Incoming
+from streams.lanes import LaneDispatcher
+from streams.processor import EventProcessor, FaustDedupeStore
 
 log = structlog.get_logger("hookstream.worker")
 tracer = trace.get_tracer("hookstream.streams")
@@ -62,6 +63,9 @@ def faust_app(settings: Settings) -> faust.App:
         producer_max_request_size=max_record_bytes(settings),
         # A retry tier's agent waits for its head record's not-before time; that is not a livelock.
         broker_commit_livelock_soft_timeout=max(300.0, longest_wait * 1.5),
+        # Lanes are stopped at a revoke instead (streams/lanes.py): waiting for every record in
+        # flight would hold the rebalance up, a retry delay included.
+        stream_wait_empty=False,
         web_enabled=True,
         web_host=settings.worker.host,
         web_port=settings.worker.port,
@@ -168,11 +172,27 @@ def create_worker_app(settings: Settings, reprocess: ReprocessRanges | None = No
     for name in (dlq_topic(settings), audit_topic(settings)):
         publisher._topic(name)
 
+    dispatcher = LaneDispatcher(
+        app,
+        processor,
+        settings.worker.max_in_flight,
+        settings.worker.max_in_flight_per_partition,
+    )
     read = [settings.topics.events] + [
         retry_topic(settings, i) for i in range(len(settings.retry.schedule))
     ]
     for name in read:
-        _add_agent(app, _raw_topic(app, name, partitions), processor, name)
+        app.agent(_raw_topic(app, name, partitions), name=f"deliver-{name}")(dispatcher.consume)
+
+    # Faust sends (app, partitions, signal=...).
+    async def stop_revoked_lanes(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
+        await dispatcher.revoke(args[0])
+
+    def resume_assigned(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
+        dispatcher.assigned(args[0])
+
+    app.on_partitions_revoked.connect(stop_revoked_lanes)
+    app.on_partitions_assigned.connect(resume_assigned)
 
     @app.page("/metrics")
     class Metrics(View):
@@ -188,30 +208,6 @@ def create_worker_app(settings: Settings, reprocess: ReprocessRanges | None = No
     del Metrics, Health
     start_depth_gauges(app, settings)
     return app
-
-
-def _add_agent(app: faust.App, topic: Any, processor: EventProcessor, name: str) -> None:
-    async def consume(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            await processor.process_one(
-                Incoming(
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    event.key,
-                    event.value,
-                    _headers(event),
-                )
-            )
-
-    app.agent(topic, name=f"deliver-{name}")(consume)
-
-
-def _headers(event: Any) -> dict[str, bytes]:
-    raw = event.headers or {}
-    items = raw.items() if hasattr(raw, "items") else raw
-    return {str(k): (v if isinstance(v, bytes) else str(v).encode()) for k, v in items}
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:

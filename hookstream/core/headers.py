@@ -166,6 +166,16 @@ def read_retry_state(headers: Headers) -> RetryState:
     return RetryState(attempts, not_before, history)
 
 
+def not_before_of(headers: Headers) -> float:
+    """When a retry record is due (epoch seconds); 0 when it names no time or an unreadable one
+    (the processor then dead-letters it as poison)."""
+    raw = headers.get(NOT_BEFORE)
+    try:
+        return int(raw) / 1000 if raw else 0.0
+    except ValueError:
+        return 0.0
+
+
 def _kept(base: Iterable[tuple[str, bytes]], dropped: Iterable[str]) -> HeaderList:
     gone = set(dropped)
     return [(k, v) for k, v in base if k not in gone and k not in TRACE_HEADERS]

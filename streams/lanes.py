@@ -1,0 +1,207 @@
+"""The dispatcher: records taken from the agents' streams run in lanes, acked in offset order.
+
+The decisions (which lane, what may be acked, when to stop taking, where a partition
+resumes) are `hookstream.core.lanes`; this module does the asyncio and Faust around them.
+See docs/architecture.md, "Lanes".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any
+
+import structlog
+from faust.streams import _current_event
+from faust.types import TP
+
+from hookstream.core.headers import not_before_of, source_of
+from hookstream.core.lanes import Arrival, LaneBook, ResumeGuard
+from hookstream.metrics import IN_FLIGHT
+from streams.processor import EventProcessor, Incoming
+
+log = structlog.get_logger("hookstream.worker")
+
+# A seek waits this long so that the fetcher has recorded the stale record it handed over
+# as read before the seek moves its read offset back (see `_seek_back`).
+_SEEK_SETTLE = 0.05
+
+
+class LaneDispatcher:
+    """One per worker, shared by every agent: one in-flight budget for the whole worker."""
+
+    def __init__(self, app: Any, processor: EventProcessor, max_in_flight: int, per_partition: int):
+        self._app = app
+        self._processor = processor
+        self._book: LaneBook[Any, tuple[Any, Any]] = LaneBook(max_in_flight, per_partition)
+        self._guard: ResumeGuard[Any] = ResumeGuard()
+        self._tasks: dict[tuple[Any, Hashable], asyncio.Task[None]] = {}
+        self._seeks: dict[Any, asyncio.Task[None]] = {}
+        self._paused: set[Any] = set()  # partitions whose fetching this dispatcher paused
+        self._room = asyncio.Event()
+        self._room.set()
+        IN_FLIGHT.set(0)
+
+    @property
+    def in_flight(self) -> int:
+        return self._book.in_flight
+
+    async def consume(self, stream: Any) -> None:
+        """An agent's body: take records (manual acks) until the stream ends."""
+        manual = stream.noack()
+        try:
+            async for event in manual.events():
+                await self._take(manual, event)
+        finally:
+            await self.stop_all()
+
+    async def _take(self, stream: Any, event: Any) -> None:
+        message = event.message
+        # Faust's own type: the aiokafka one is equal, but Faust asserts the type it keeps.
+        tp = TP(message.topic, message.partition)
+        while not self._book.has_room():
+            self._room.clear()
+            await self._room.wait()
+        consumer = self._app.consumer
+        arrival = self._guard.arrive(tp, message.offset, consumer._committed_offset.get(tp))
+        if arrival is Arrival.SEEK:
+            log.warning(
+                "record_beyond_resume_point",
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=message.offset,
+                resume_at=self._guard.resume_point(tp),
+            )
+            if tp not in self._seeks:
+                self._seeks[tp] = asyncio.create_task(self._seek_back(tp))
+            return
+        if arrival is Arrival.DROP:
+            return
+        headers = _headers(event)
+        if not await self._due(tp, not_before_of(headers)):
+            self._guard.rewind(tp, message.offset)
+            log.info(
+                "retry_deferred_for_shutdown",
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=message.offset,
+                left_in_tier=True,
+            )
+            return
+        lane = (source_of(headers), event.key)
+        if self._book.take(tp, message.offset, lane, (stream, event)):
+            task = asyncio.create_task(self._run_lane(tp, lane, message.offset))
+            self._tasks[(tp, lane)] = task
+        if tp not in self._paused and self._book.partition_full(tp):
+            # Fetch no more of this partition; the others keep flowing.
+            self._paused.add(tp)
+            consumer.pause_partitions([tp])
+        IN_FLIGHT.set(self._book.in_flight)
+
+    def _maybe_resume(self, tp: Any) -> None:
+        if tp in self._paused and not self._book.partition_full(tp):
+            self._paused.discard(tp)
+            if tp in self._app.consumer.assignment():
+                self._app.consumer.resume_partitions([tp])
+
+    async def _due(self, tp: Any, not_before: float) -> bool:
+        """Wait, before taking it, until a retry record is due: a tier is in due order, so
+        the agent's stream waits, not a lane, and sleeping records hold no in-flight room.
+
+        False if the partition went away or the worker began to stop first: the record is
+        not taken, and its partition must resume at it (nothing after it is taken in its
+        place).
+        """
+        while (delay := not_before - time.time()) > 0:
+            if self._app.should_stop or tp not in self._app.consumer.assignment():
+                return False
+            await asyncio.sleep(min(delay, 0.5))
+        return True
+
+    async def _seek_back(self, tp: Any) -> None:
+        """Refetch a partition from its resume point: records handed over from further on
+        were fetched before a rebalance, and taking them would pass over the ones between."""
+        try:
+            await asyncio.sleep(_SEEK_SETTLE)
+            consumer = self._app.consumer
+            # Faust counts offsets it believes it skipped ("gaps") as done when it commits:
+            # the jump to the stale record put the records between in that list.
+            consumer._gap.pop(tp, None)
+            await consumer.seek(tp, self._guard.resume_point(tp))
+        except KeyError:
+            pass  # revoked meanwhile: the next assignment starts afresh
+        finally:
+            self._seeks.pop(tp, None)
+
+    async def _run_lane(self, tp: Any, lane: Hashable, offset: int | None) -> None:
+        key = (tp, lane)
+        try:
+            while offset is not None:
+                _, event = self._book.item(tp, offset)
+                # A table write picks its changelog partition from the current event.
+                token = _current_event.set(weakref.ref(event))
+                try:
+                    await self._processor.process_one(_incoming(event))
+                finally:
+                    _current_event.reset(token)
+                finished = self._book.finish(tp, offset)
+                for done_stream, done in finished.acknowledged:
+                    await done_stream.ack(done)
+                IN_FLIGHT.set(self._book.in_flight)
+                self._room.set()
+                self._maybe_resume(tp)
+                offset = finished.next_offset
+        finally:
+            if self._tasks.get(key) is asyncio.current_task():
+                del self._tasks[key]
+
+    async def revoke(self, partitions: Iterable[Any]) -> None:
+        """Stop the lanes of partitions taken away: nothing of theirs runs after this, and
+        nothing of theirs is acked (the new owner reads them again from the committed offset)."""
+        gone = set(partitions)
+        stopped = self._book.revoke(gone)
+        tasks = [self._tasks.pop(key) for key in stopped if key in self._tasks]
+        tasks += [self._seeks.pop(tp) for tp in list(self._seeks) if tp in gone]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=30)
+        self._guard.forget(gone)
+        self._paused -= gone  # a new assignment starts with its partitions fetched
+        IN_FLIGHT.set(self._book.in_flight)
+        self._room.set()
+        if stopped:
+            log.info("lanes_stopped_on_revoke", lanes=len(stopped), partitions=len(gone))
+
+    def assigned(self, partitions: Iterable[Any]) -> None:
+        """A new assignment: every partition resumes at its committed offset."""
+        self._guard.forget(partitions)
+
+    async def stop_all(self, grace: float = 10.0) -> None:
+        """The worker is stopping: lanes get `grace` seconds to finish what they run (a retry
+        delay is not waited out: the processor defers it), then the rest are stopped and
+        read again later."""
+        for task in list(self._seeks.values()):
+            task.cancel()
+        tasks = list(self._tasks.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=30)
+
+
+def _incoming(event: Any) -> Incoming:
+    message = event.message
+    return Incoming(
+        message.topic, message.partition, message.offset, event.key, event.value, _headers(event)
+    )
+
+
+def _headers(event: Any) -> Mapping[str, bytes]:
+    raw = event.headers or {}
+    items = raw.items() if hasattr(raw, "items") else raw
+    return {str(k): (v if isinstance(v, bytes) else str(v).encode()) for k, v in items}
