@@ -36,19 +36,22 @@ def states() -> dict[str, dict[str, str]]:
     return {row["Service"]: {"state": row["State"], "health": row.get("Health", "")} for row in rows}
 
 
-def project_leftovers() -> list[str]:
-    """Containers, volumes and networks of the compose project that still exist."""
-    label = "label=com.docker.compose.project=hookstream"
-    found = []
+def engine_objects() -> set[str]:
+    """Every container, volume (anonymous ones too) and network of the engine."""
+    found = set()
     for kind in ("ps -a", "volume ls", "network ls"):
-        out = run("docker", *kind.split(), "--filter", label, "--format", "{{.Names}}{{.Name}}")
-        found += [f"{kind.split()[0]}:{name}" for name in out.split()]
+        out = run("docker", *kind.split(), "--quiet")
+        found |= {f"{kind.split()[0]}:{name}" for name in out.split()}
     return found
+
+
+BEFORE: set[str] = set()
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[None]:
     compose("down", "-v", "--remove-orphans", check=False)
+    BEFORE.update(engine_objects())
     compose("up", "-d", "--build", *SERVICES, timeout=900)
     try:
         eventually(
@@ -104,4 +107,4 @@ def test_host_cli_reads_the_stacks_kafka(stack: None) -> None:
 
 def test_down_leaves_nothing_behind(stack: None) -> None:
     compose("down", "-v", "--remove-orphans", timeout=180)
-    assert project_leftovers() == []
+    assert engine_objects() - BEFORE == set()

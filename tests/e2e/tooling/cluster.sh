@@ -71,12 +71,14 @@ start() {
   done
   mkdir -p "$dir" "$pki" "$logs" "$dir/cni/net.d" "$dir/pv"
 
+  save_iptables_policies
   sysctl_set net.ipv4.ip_forward 1
   sysctl_set net.bridge.bridge-nf-call-iptables 1
 
-  # The node's address: the kubelet refuses a loopback one.
+  # The node's address, on an interface of its own (the kubelet refuses a
+  # loopback address; this kernel has no dummy links, so an empty bridge).
   if ! ip link show "$NODE_IFACE" >/dev/null 2>&1; then
-    ip link add "$NODE_IFACE" type dummy
+    ip link add "$NODE_IFACE" type bridge
     ip addr add "$NODE_IP/32" dev "$NODE_IFACE"
   fi
   ip link set "$NODE_IFACE" up
@@ -110,7 +112,7 @@ start() {
     --client-ca-file "$pki/ca.crt" \
     --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
     --kubelet-client-certificate "$pki/admin.crt" --kubelet-client-key "$pki/admin.key" \
-    --kubelet-certificate-authority "$pki/ca.crt" \
+    --kubelet-certificate-authority "$pki/ca.crt" --kubelet-preferred-address-types InternalIP \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --authorization-mode Node,RBAC \
@@ -148,6 +150,8 @@ state = "$dir/containerd/state"
     bin_dir = "/usr/lib/cni"
     conf_dir = "$dir/cni/net.d"
 TOML
+  # firewall: accept the pods' traffic in FORWARD, whose policy the Docker
+  # engine sets to DROP (bridged packets pass iptables: bridge-nf-call-iptables).
   cat >"$dir/cni/net.d/10-hookstream-e2e.conflist" <<JSON
 {
   "cniVersion": "0.4.0",
@@ -159,7 +163,8 @@ TOML
       "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_CIDR"}]],
                "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$dir/cni/ipam"}
     },
-    {"type": "portmap", "capabilities": {"portMappings": true}}
+    {"type": "portmap", "capabilities": {"portMappings": true}},
+    {"type": "firewall", "backend": "iptables"}
   ]
 }
 JSON

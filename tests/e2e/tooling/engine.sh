@@ -14,6 +14,7 @@ case ${1:-} in
 start)
   if running && docker info >/dev/null 2>&1; then exit 0; fi
   mkdir -p "$docker_dir" "$E2E_HOME/docker"
+  save_iptables_policies
   sysctl_set net.ipv4.ip_forward 1
   log "starting dockerd (log: $docker_dir/dockerd.log)"
   # A bridge of its own (removed by stop), so that no docker0 is left behind.

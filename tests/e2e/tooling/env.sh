@@ -21,12 +21,16 @@ PAUSE_BIN=$E2E_CACHE/pause
 # The Docker engine started for the checks, and nothing else.
 DOCKER_HOST=unix://$E2E_RUN/docker.sock
 export DOCKER_HOST
+# The classic builder: BuildKit would fetch the frontend that the Dockerfile's
+# `# syntax=docker/dockerfile:1` line names from a registry, which is out of
+# reach here (users have one; the line stays).
+export DOCKER_BUILDKIT=0
 DOCKER_BRIDGE=hs-docker0
 DOCKER_BRIDGE_CIDR=10.125.0.1/24
 export PATH=$K8S_BIN:$E2E_ROOT/.hookstream/bin:$PATH
 
 # The one-node cluster: its address lives on a dummy interface (the kubelet
-# refuses a loopback node IP); pods get 10.244.0.0/24 on bridge hs-cni0.
+# refuses a loopback node IP; an empty bridge); pods get 10.244.0.0/24 on bridge hs-cni0.
 NODE_NAME=hookstream-e2e
 NODE_IFACE=hs-e2e0
 NODE_IP=10.123.0.1
@@ -58,4 +62,14 @@ sysctl_set() {
   mkdir -p "$E2E_RUN"
   [[ -f $E2E_RUN/sysctl.$key ]] || cat "$file" >"$E2E_RUN/sysctl.$key"
   echo "$value" >"$file"
+}
+
+# Remember the iptables chain policies once, before the engine or the cluster
+# changes them (dockerd sets FORWARD to DROP); teardown.sh puts them back.
+save_iptables_policies() {
+  mkdir -p "$E2E_RUN"
+  [[ -f $E2E_RUN/iptables.policies ]] && return 0
+  for table in filter nat mangle raw; do
+    iptables -t "$table" -S 2>/dev/null | awk -v t="$table" '$1 == "-P" {print t, $2, $3}'
+  done >"$E2E_RUN/iptables.policies"
 }

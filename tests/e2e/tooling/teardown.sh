@@ -22,6 +22,12 @@ if command -v iptables-save >/dev/null; then
   done
 fi
 
+if [[ -f $E2E_RUN/iptables.policies ]]; then
+  while read -r table chain policy; do
+    iptables -t "$table" -P "$chain" "$policy" 2>/dev/null || true
+  done <"$E2E_RUN/iptables.policies"
+fi
+
 for file in "$E2E_RUN"/sysctl.*; do
   [[ -f $file ]] || continue
   key=${file##*/sysctl.}
