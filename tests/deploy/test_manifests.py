@@ -139,7 +139,9 @@ def test_custom_resources_validate_against_their_crd_schemas(manifests: Manifest
     if manifests.with_operators:
         assert {obj["kind"] for obj in custom} >= {"KafkaTopic", "ServiceMonitor", "PrometheusRule"}
     else:
-        assert custom == [], "this overlay is for clusters without Strimzi or the Prometheus Operator"
+        assert custom == [], (
+            "this overlay is for clusters without Strimzi or the Prometheus Operator"
+        )
     errors = []
     for obj in custom:
         for error in validators[(obj["apiVersion"], obj["kind"])].iter_errors(obj):
@@ -200,6 +202,24 @@ def test_every_container_runs_non_root_read_only_without_capabilities(manifests:
             assert not ctx.get("capabilities", {}).get("add"), where
             checked += 1
     assert checked >= 2
+
+
+def test_secret_files_are_readable_by_the_pod_user(manifests: Manifests) -> None:
+    """Secret volumes without world-read bits are readable only through fsGroup."""
+    for obj, template in manifests.workloads():
+        pod = template["spec"]
+        for volume in pod.get("volumes", []):
+            source = volume.get("secret") or volume.get("projected")
+            if source is None:
+                continue
+            mode = source.get("defaultMode", 0o644)
+            if mode & 0o004:
+                continue
+            context = pod.get("securityContext", {})
+            assert context.get("fsGroup") is not None, (
+                f"{ident(obj)} volume {volume['name']}: mode {mode:o} without fsGroup"
+            )
+            assert mode & 0o040, f"{ident(obj)} volume {volume['name']}: not group-readable"
 
 
 def test_every_container_sets_cpu_and_memory_requests_and_limits(manifests: Manifests) -> None:
@@ -452,7 +472,10 @@ def test_standalone_kafka_and_topics_job_fit_the_config(manifests: Manifests) ->
     service = manifests.get("Service", kafka["spec"]["serviceName"])
     namespace = kafka["metadata"]["namespace"]
     assert service["spec"]["clusterIP"] == "None"
-    assert config["kafka"]["bootstrap_servers"] == f"{service['metadata']['name']}.{namespace}.svc:9092"
+    assert (
+        config["kafka"]["bootstrap_servers"]
+        == f"{service['metadata']['name']}.{namespace}.svc:9092"
+    )
     assert config["topics"]["replication_factor"] == kafka["spec"]["replicas"] == 1
     pod = kafka["spec"]["template"]["spec"]
     assert pod["enableServiceLinks"] is False, "KAFKA_* service variables become broker properties"
@@ -460,8 +483,14 @@ def test_standalone_kafka_and_topics_job_fit_the_config(manifests: Manifests) ->
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert is_hookstream(container)
     assert container["args"] == ["topics", "create"]
-    assert job["spec"]["ttlSecondsAfterFinished"] > 0, "a finished Job must not block the next apply"
-    mounted = {v["configMap"]["name"] for v in job["spec"]["template"]["spec"]["volumes"] if "configMap" in v}
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0, (
+        "a finished Job must not block the next apply"
+    )
+    mounted = {
+        v["configMap"]["name"]
+        for v in job["spec"]["template"]["spec"]["volumes"]
+        if "configMap" in v
+    }
     statefulset, _ = worker(manifests)
     worker_maps = {
         v["configMap"]["name"]
@@ -469,9 +498,10 @@ def test_standalone_kafka_and_topics_job_fit_the_config(manifests: Manifests) ->
         if "configMap" in v
     }
     assert mounted == worker_maps, "the Job creates the topics of the config the worker reads"
-    assert env_of(container).keys() >= {"HOOKSTREAM_CONFIG", *(
-        s["secrets_env"] for s in config["sources"].values() if "secrets_env" in s
-    )}
+    assert env_of(container).keys() >= {
+        "HOOKSTREAM_CONFIG",
+        *(s["secrets_env"] for s in config["sources"].values() if "secrets_env" in s),
+    }
 
 
 def load_hookstream_settings(manifests: Manifests, tmp_path: Path) -> Any:

@@ -82,9 +82,10 @@ def http(
     timeout: float = 10,
 ) -> tuple[int, bytes]:
     """One HTTP request; (status, body) for any status."""
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    # Only http:// URLs the checks build themselves, to their own containers and pods.
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()

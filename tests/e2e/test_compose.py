@@ -33,7 +33,9 @@ def states() -> dict[str, dict[str, str]]:
     """Each container of the project: its state and health."""
     out = compose("ps", "--all", "--format", "json")
     rows = [json.loads(line) for line in out.splitlines() if line.strip()]
-    return {row["Service"]: {"state": row["State"], "health": row.get("Health", "")} for row in rows}
+    return {
+        row["Service"]: {"state": row["State"], "health": row.get("Health", "")} for row in rows
+    }
 
 
 def engine_objects() -> set[str]:
@@ -56,7 +58,9 @@ def stack() -> Iterator[None]:
     try:
         eventually(
             "ingress and worker to be healthy",
-            lambda: all(states().get(s, {}).get("health") == "healthy" for s in ("ingress", "worker")),
+            lambda: all(
+                states().get(s, {}).get("health") == "healthy" for s in ("ingress", "worker")
+            ),
             timeout=240,
             every=3,
         )
@@ -69,7 +73,18 @@ def stack() -> Iterator[None]:
 def test_topics_job_completed_and_services_run_read_only_as_non_root(stack: None) -> None:
     current = states()
     assert current["topics"]["state"] == "exited"
-    assert "exited (0)" in run("docker", "ps", "-a", "--filter", "label=com.docker.compose.service=topics", "--format", "{{.Status}}").lower()
+    assert (
+        "exited (0)"
+        in run(
+            "docker",
+            "ps",
+            "-a",
+            "--filter",
+            "label=com.docker.compose.service=topics",
+            "--format",
+            "{{.Status}}",
+        ).lower()
+    )
     for service in ("ingress", "worker"):
         container = compose("ps", "-q", service).strip()
         inspect = json.loads(run("docker", "inspect", container))[0]
@@ -80,18 +95,26 @@ def test_topics_job_completed_and_services_run_read_only_as_non_root(stack: None
 
 def test_signed_webhook_on_the_published_port_is_delivered_and_traced(stack: None) -> None:
     event_id = f"evt_compose_{uuid.uuid4().hex[:12]}"
-    sent = run(HOOKSTREAM, "send", "example", "--config", CONFIG, "--url", INGRESS, "--event-id", event_id)
+    sent = run(
+        HOOKSTREAM, "send", "example", "--config", CONFIG, "--url", INGRESS, "--event-id", event_id
+    )
     assert sent.startswith("202"), sent
 
     def delivered() -> dict[str, object] | None:
-        out = compose("exec", "-T", "worker", "hookstream", "events", "show", event_id, "--json", check=False)
+        out = compose(
+            "exec", "-T", "worker", "hookstream", "events", "show", event_id, "--json", check=False
+        )
         shown = json.loads(out) if out.strip().startswith("{") else None
         return shown if shown and shown["state"] == "delivered" else None
 
     shown = eventually(f"{event_id} to be delivered", delivered, timeout=90, every=3)
     trace = eventually(
         f"trace {shown['trace_id']} in Jaeger",
-        lambda: (t := jaeger_trace(JAEGER, str(shown["trace_id"]))) and len(set(span_services(t).values())) >= 2 and t,
+        lambda: (
+            (t := jaeger_trace(JAEGER, str(shown["trace_id"])))
+            and len(set(span_services(t).values())) >= 2
+            and t
+        ),
         timeout=60,
     )
     services = set(span_services(trace).values())
