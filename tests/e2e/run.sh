@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make e2e`: the live checks of the deployment artifacts, from a bare machine.
 #
-# Installs what is missing (Debian packages; Kubernetes, Jaeger and CoreDNS
-# built from the Go module proxy, cached under .hookstream/e2e/cache keyed by
+# Installs what is missing (Debian packages; Kubernetes, Jaeger, CoreDNS and
+# kube-router built from the Go module proxy, cached under .hookstream/e2e/cache keyed by
 # version), starts a Docker engine and a one-node cluster of its own, builds
 # the image from the Dockerfile, runs tests/e2e against compose and
 # Kubernetes, and always tears everything down again. Prints the time of each
@@ -53,12 +53,12 @@ teardown() {
   if ((${#failed[@]})); then echo "make e2e FAILED: ${failed[*]}" >&2; else echo "make e2e passed" >&2; fi
 }
 trap teardown EXIT
-trap 'exit 130' INT TERM
+trap 'failed+=(interrupted); exit 130' INT TERM
 
 packages() {
   local need=()
   for pair in dockerd:docker.io containerd:containerd runc:runc iptables:iptables \
-    mmdebstrap:mmdebstrap etcd:etcd-server conntrack:conntrack openssl:openssl \
+    mmdebstrap:mmdebstrap etcd:etcd-server conntrack:conntrack ipset:ipset openssl:openssl \
     /usr/lib/cni/bridge:containernetworking-plugins mvn:maven java:openjdk-17-jre-headless; do
     local cmd=${pair%%:*}
     if [[ $cmd == /* ]]; then [[ -e $cmd ]] && continue; else command -v "$cmd" >/dev/null && continue; fi
@@ -72,6 +72,7 @@ go_builds() {
   "$tooling/build-go.sh" kubernetes "$KUBERNETES_VERSION" "$K8S_BIN" &&
     "$tooling/build-go.sh" jaeger "$JAEGER_VERSION" "$JAEGER_BIN" &&
     "$tooling/build-go.sh" coredns "$COREDNS_VERSION" "$COREDNS_BIN" &&
+    "$tooling/build-go.sh" kube-router "$KUBE_ROUTER_VERSION" "$KUBE_ROUTER_BIN" &&
     "$tooling/build-go.sh" pause "$PAUSE_BIN"
 }
 

@@ -218,6 +218,41 @@ def test_pods_run_under_the_manifests_security_context(cluster: dict[str, str]) 
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
+def connects(namespace: str, workload: str, host: str, port: int) -> bool:
+    """Whether a TCP connection from a pod of the workload to host:port succeeds."""
+    probe = (
+        "import socket, sys\n"
+        "try:\n"
+        f"    socket.create_connection(({host!r}, {port}), timeout=4).close()\n"
+        "except OSError:\n"
+        "    sys.exit(1)\n"
+    )
+    status = subprocess.run(
+        ["kubectl", "exec", "-n", namespace, workload, "--", "python", "-c", probe],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    return status.returncode == 0
+
+
+def test_network_policies_are_enforced(cluster: dict[str, str]) -> None:
+    """The manifests' NetworkPolicies let the pipeline work and keep everything else out."""
+    worker_ip = kubectl(
+        "get", "pod", "-n", NS, "hookstream-worker-0", "-o", "jsonpath={.status.podIP}"
+    )
+    kafka_ip = kubectl("get", "pod", "-n", "kafka", "kafka-0", "-o", "jsonpath={.status.podIP}")
+    ingress = "deployment/hookstream-ingress"
+    # What the ingress needs: DNS (through the kube-dns rule) and Kafka.
+    assert connects(NS, ingress, "kafka.kafka.svc", 9092)
+    # What it does not: any other destination (its egress is DNS, Kafka, traces).
+    assert not connects(NS, ingress, "billing.billing.svc", 80)
+    # From another namespace: not the worker's metrics (only `monitoring`), not Kafka.
+    assert connects("billing", "deployment/billing", "billing.billing.svc", 80)
+    assert not connects("billing", "deployment/billing", worker_ip, 6066)
+    assert not connects("billing", "deployment/billing", kafka_ip, 9092)
+
+
 def test_signed_webhook_through_the_ingress_service_is_delivered(
     cluster: dict[str, str], sender_config: Path
 ) -> None:
@@ -240,6 +275,7 @@ def test_signed_webhook_through_the_ingress_service_is_delivered(
     )
     shown = json.loads(exec_hookstream("hookstream-worker-0", "events", "show", event_id, "--json"))
     assert shown["state"] == "delivered"
+    print(exec_hookstream("hookstream-worker-0", "events", "show", event_id))
 
 
 def test_port_forward_to_the_ingress_answers(cluster: dict[str, str]) -> None:
@@ -299,7 +335,9 @@ def test_retried_event_is_one_trace_in_jaeger(cluster: dict[str, str]) -> None:
 
     trace = eventually(f"trace {trace_id} with its retry hop in Jaeger", whole_trace, timeout=60)
     services = span_services(trace)
-    print("spans:", json.dumps(sorted(services.items())))
+    processes = {key: p["serviceName"] for key, p in trace["processes"].items()}
+    for span in sorted(trace["spans"], key=lambda span: span["startTime"]):
+        print(f"{processes[span['processID']]:<20}{span['operationName']}")
     # Every hop, in one trace: the request, the publish, the first attempt, the
     # retry tier and the second attempt (each with its outgoing POST).
     assert services["POST /webhooks/{source}"] == "hookstream-ingress"
@@ -320,6 +358,7 @@ def test_permanent_failure_is_listed_in_the_dlq(cluster: dict[str, str]) -> None
         return next((i for i in items if i["event_id"] == event_id), None)
 
     item = eventually(f"{event_id} in `hookstream dlq list`", listed, timeout=90, every=3)
+    print(exec_hookstream("hookstream-worker-0", "dlq", "list"))
     assert item["source"] == "stripe"
     assert item["last_error"]
 

@@ -6,6 +6,7 @@
 #                                         kubelet, kube-proxy, kubectl
 #   build-go.sh jaeger VERSION DEST       Jaeger v2 (module tags v1.x), cmd/jaeger
 #   build-go.sh coredns VERSION DEST      CoreDNS, the cluster's DNS server
+#   build-go.sh kube-router VERSION DEST  kube-router, its network policy controller only
 #   build-go.sh pause DEST                a pause program for the pod sandbox image
 #
 # `go install pkg@version` refuses modules with replace directives (Kubernetes,
@@ -79,6 +80,16 @@ coredns)
   go build -trimpath -ldflags "-s -w" -o "$dest/coredns" .
   finish "$dest"
   ;;
+kube-router)
+  version=$2 dest=$3
+  [[ -e $dest/.complete ]] && exit 0
+  src=$(module_dir "github.com/cloudnativelabs/kube-router/v2@$version")
+  trap 'rm -rf "$src"' EXIT
+  cd "$src"
+  mkdir -p "$dest"
+  go build -trimpath -ldflags "-s -w" -o "$dest/kube-router" ./cmd/kube-router
+  finish "$dest"
+  ;;
 pause)
   dest=$2
   [[ -e $dest/.complete ]] && exit 0
@@ -117,7 +128,7 @@ GO
   finish "$dest"
   ;;
 *)
-  echo "usage: $0 kubernetes|jaeger|coredns VERSION DEST | pause DEST" >&2
+  echo "usage: $0 kubernetes|jaeger|coredns|kube-router VERSION DEST | pause DEST" >&2
   exit 2
   ;;
 esac

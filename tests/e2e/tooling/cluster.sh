@@ -2,7 +2,8 @@
 # start|stop a one-node Kubernetes of the checks' own, built from the Go module
 # proxy (build-go.sh): etcd (Debian), kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubelet on containerd (Debian) with the bridge CNI plugin
-# (Debian), kube-proxy in iptables mode. State lives under /run/hookstream-e2e/k8s
+# (Debian), kube-proxy in iptables mode, and kube-router's network policy
+# controller, so that NetworkPolicies are enforced. State lives under /run/hookstream-e2e/k8s
 # and is removed by stop, with the interfaces and iptables rules it added.
 #
 #   cluster.sh start        returns when the node is Ready
@@ -69,6 +70,7 @@ start() {
   for bin in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
     [[ -x $K8S_BIN/$bin ]] || { log "missing $K8S_BIN/$bin: run build-go.sh kubernetes"; exit 1; }
   done
+  [[ -x $KUBE_ROUTER_BIN/kube-router ]] || { log "missing $KUBE_ROUTER_BIN/kube-router"; exit 1; }
   mkdir -p "$dir" "$pki" "$logs" "$dir/cni/net.d" "$dir/pv"
 
   save_iptables_policies
@@ -205,6 +207,16 @@ YAML
     --metrics-bind-address 127.0.0.1:10249 --healthz-bind-address "$NODE_IP:10256"
   wait_for 120 "node $NODE_NAME to be Ready" \
     kubectl wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
+  # The node's pod range, which the policy controller reads from the Node.
+  if [[ -z $(kubectl get node "$NODE_NAME" -o jsonpath='{.spec.podCIDR}') ]]; then
+    kubectl patch node "$NODE_NAME" --type merge \
+      -p "{\"spec\": {\"podCIDR\": \"$POD_CIDR\", \"podCIDRs\": [\"$POD_CIDR\"]}}" >/dev/null
+  fi
+  log "starting kube-router (network policies)"
+  daemon kube-router "$KUBE_ROUTER_BIN/kube-router" --kubeconfig "$dir/admin.kubeconfig" \
+    --hostname-override "$NODE_NAME" --run-firewall=true --run-router=false \
+    --run-service-proxy=false --enable-cni=false --health-port 0 --metrics-port 0
+  wait_for 60 "kube-router's policy chains" iptables -S KUBE-ROUTER-FORWARD
 
   # Volumes for the claims of StatefulSets: local PersistentVolumes on the node.
   for n in 0 1 2 3; do
@@ -242,7 +254,7 @@ load() { # IMAGE...: from the Docker engine into the cluster's containerd
 stop() {
   [[ -d $dir ]] || return 0
   log "stopping the cluster"
-  for name in kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do
+  for name in kube-router kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do
     local pid; pid=$(pid_of "$name")
     [[ -n $pid ]] && kill "$pid" 2>/dev/null || true
   done
@@ -257,7 +269,7 @@ stop() {
     sleep 2
     kill "$(pid_of containerd)" 2>/dev/null || true
   fi
-  for name in kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver etcd containerd; do
+  for name in kube-router kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver etcd containerd; do
     local pid; pid=$(pid_of "$name")
     for _ in $(seq 20); do [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     [[ -z $pid ]] || kill -9 "$pid" 2>/dev/null || true
@@ -267,6 +279,7 @@ stop() {
     kill -9 "$pid" 2>/dev/null || true
   done
   "$K8S_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  [[ ! -x $KUBE_ROUTER_BIN/kube-router ]] || "$KUBE_ROUTER_BIN/kube-router" --cleanup-config >/dev/null 2>&1 || true
   # Mounts of pod volumes, sandboxes and snapshots, deepest first.
   grep -o " $dir[^ ]*" /proc/self/mounts | sort -r | while read -r mnt; do
     umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true

@@ -11,11 +11,13 @@ E2E_RUN=${E2E_RUN:-/run/hookstream-e2e}
 KUBERNETES_VERSION=${KUBERNETES_VERSION:-v1.32.4}
 JAEGER_VERSION=${JAEGER_VERSION:-v1.76.0}      # Jaeger v2, published under the v1.x module tags
 COREDNS_VERSION=${COREDNS_VERSION:-v1.12.1}
+KUBE_ROUTER_VERSION=${KUBE_ROUTER_VERSION:-v2.1.0}  # its network policy controller enforces NetworkPolicies
 DEBIAN_SUITE=bookworm
 
 K8S_BIN=$E2E_CACHE/kubernetes-$KUBERNETES_VERSION
 JAEGER_BIN=$E2E_CACHE/jaeger-$JAEGER_VERSION
 COREDNS_BIN=$E2E_CACHE/coredns-$COREDNS_VERSION
+KUBE_ROUTER_BIN=$E2E_CACHE/kube-router-$KUBE_ROUTER_VERSION
 PAUSE_BIN=$E2E_CACHE/pause
 
 # The Docker engine started for the checks, and nothing else.
@@ -29,8 +31,8 @@ DOCKER_BRIDGE=hs-docker0
 DOCKER_BRIDGE_CIDR=10.125.0.1/24
 export PATH=$K8S_BIN:$E2E_ROOT/.hookstream/bin:$PATH
 
-# The one-node cluster: its address lives on a dummy interface (the kubelet
-# refuses a loopback node IP; an empty bridge); pods get 10.244.0.0/24 on bridge hs-cni0.
+# The one-node cluster: its address lives on an interface of its own (the
+# kubelet refuses a loopback node IP); pods get 10.244.0.0/24 on bridge hs-cni0.
 NODE_NAME=hookstream-e2e
 NODE_IFACE=hs-e2e0
 NODE_IP=10.123.0.1

@@ -22,6 +22,13 @@ if command -v iptables-save >/dev/null; then
   done
 fi
 
+# kube-router's address sets, once no rule refers to them.
+if command -v ipset >/dev/null; then
+  for set in $(ipset list -n 2>/dev/null | grep -E '^(inet6:)?KUBE-'); do
+    ipset destroy "$set" 2>/dev/null || log "could not destroy ipset $set"
+  done
+fi
+
 if [[ -f $E2E_RUN/iptables.policies ]]; then
   while read -r table chain policy; do
     iptables -t "$table" -P "$chain" "$policy" 2>/dev/null || true
