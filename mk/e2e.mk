@@ -1,8 +1,8 @@
 # Live checks of the deployment artifacts (tests/e2e), separate from `make test`.
 #
 #   make e2e        image, docker compose and the standalone overlay on a
-#                   one-node Kubernetes, for real; needs root, ~30 min on a
-#                   fresh machine, ~10 min with .hookstream/e2e/cache warm
+#                   one-node Kubernetes, for real; needs root, ~35 min on a
+#                   fresh machine, ~6 min with .hookstream/e2e/cache warm
 #   make e2e-clean  stop whatever a broken run left (engine, cluster, rules)
 
 .PHONY: e2e e2e-clean

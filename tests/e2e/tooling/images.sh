@@ -83,6 +83,7 @@ build() {
   local tag=$1 context=$2
   shift 2
   docker build --quiet --tag "$tag" "$@" "$context" >/dev/null
+  rm -rf "$context"
   log "image $tag ready"
 }
 
