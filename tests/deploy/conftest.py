@@ -23,7 +23,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL_DIR = ROOT / ".hookstream" / "bin"
-OVERLAYS = ("dev", "prod")
+OVERLAYS = ("dev", "prod", "standalone")
+# Overlays for clusters with Strimzi (topics as KafkaTopics) and the Prometheus
+# Operator (ServiceMonitor, PrometheusRule). `standalone` brings its own Kafka
+# and creates the topics with a Job running `hookstream topics create`.
+WITH_OPERATORS = {"dev": True, "prod": True, "standalone": False}
 
 Obj = dict[str, Any]
 
@@ -66,6 +70,11 @@ class Manifests:
 
     overlay: str
     objects: list[Obj]
+
+    @property
+    def with_operators(self) -> bool:
+        """Whether the overlay expects Strimzi and the Prometheus Operator in the cluster."""
+        return WITH_OPERATORS[self.overlay]
 
     def of_kind(self, kind: str) -> list[Obj]:
         return [obj for obj in self.objects if obj["kind"] == kind]

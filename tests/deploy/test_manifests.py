@@ -136,7 +136,12 @@ def test_custom_resources_validate_against_their_crd_schemas(manifests: Manifest
         validators[key] = jsonschema.Draft7Validator(schema)
 
     custom = [obj for obj in manifests.objects if (obj["apiVersion"], obj["kind"]) in CRD_SCHEMAS]
-    assert {obj["kind"] for obj in custom} >= {"KafkaTopic", "ServiceMonitor", "PrometheusRule"}
+    if manifests.with_operators:
+        assert {obj["kind"] for obj in custom} >= {"KafkaTopic", "ServiceMonitor", "PrometheusRule"}
+    else:
+        assert custom == [], (
+            "this overlay is for clusters without Strimzi or the Prometheus Operator"
+        )
     errors = []
     for obj in custom:
         for error in validators[(obj["apiVersion"], obj["kind"])].iter_errors(obj):
@@ -170,6 +175,11 @@ def test_worker_probes_health_on_the_worker_port(manifests: Manifests) -> None:
         assert container_port(container, container[probe]["httpGet"]["port"]) == port, probe
 
 
+def is_hookstream(container: Obj) -> bool:
+    """Whether the container runs the hookstream image (not a third-party one)."""
+    return str(container["image"]).split(":")[0].split("/")[-1] == "hookstream"
+
+
 def test_every_container_runs_non_root_read_only_without_capabilities(manifests: Manifests) -> None:
     checked = 0
     for obj, template in manifests.workloads():
@@ -179,15 +189,37 @@ def test_every_container_runs_non_root_read_only_without_capabilities(manifests:
             ctx = container.get("securityContext", {})
             effective = {**pod, **ctx}
             assert effective.get("runAsNonRoot") is True, where
-            assert effective.get("runAsUser", 1) != 0, where
+            # A number: the kubelet cannot check runAsNonRoot against an image's user name.
+            assert isinstance(effective.get("runAsUser"), int), where
+            assert effective["runAsUser"] != 0, where
             assert effective.get("seccompProfile", {}).get("type") == "RuntimeDefault", where
-            assert ctx.get("readOnlyRootFilesystem") is True, where
+            # The official Kafka image writes its config under /etc/kafka at start.
+            if is_hookstream(container):
+                assert ctx.get("readOnlyRootFilesystem") is True, where
             assert ctx.get("allowPrivilegeEscalation") is False, where
             assert ctx.get("privileged", False) is False, where
             assert "ALL" in ctx.get("capabilities", {}).get("drop", []), where
             assert not ctx.get("capabilities", {}).get("add"), where
             checked += 1
     assert checked >= 2
+
+
+def test_secret_files_are_readable_by_the_pod_user(manifests: Manifests) -> None:
+    """Secret volumes without world-read bits are readable only through fsGroup."""
+    for obj, template in manifests.workloads():
+        pod = template["spec"]
+        for volume in pod.get("volumes", []):
+            source = volume.get("secret") or volume.get("projected")
+            if source is None:
+                continue
+            mode = source.get("defaultMode", 0o644)
+            if mode & 0o004:
+                continue
+            context = pod.get("securityContext", {})
+            assert context.get("fsGroup") is not None, (
+                f"{ident(obj)} volume {volume['name']}: mode {mode:o} without fsGroup"
+            )
+            assert mode & 0o040, f"{ident(obj)} volume {volume['name']}: not group-readable"
 
 
 def test_every_container_sets_cpu_and_memory_requests_and_limits(manifests: Manifests) -> None:
@@ -364,6 +396,8 @@ def duration_ms(text: str | int | float) -> float:
 
 def test_topics_are_those_hookstream_creates(manifests: Manifests, tmp_path: Path) -> None:
     """Each topic `hookstream topics create` would make exists as a KafkaTopic, alike."""
+    if not manifests.with_operators:
+        pytest.skip("no Strimzi / Prometheus Operator objects in this overlay")
     topic_specs = require_module("hookstream.kafka.topics").topic_specs
     declared = {t["spec"]["topicName"]: t["spec"] for t in manifests.of_kind("KafkaTopic")}
     for spec in topic_specs(load_hookstream_settings(manifests, tmp_path)):
@@ -376,6 +410,8 @@ def test_topics_are_those_hookstream_creates(manifests: Manifests, tmp_path: Pat
 
 
 def test_topic_retention_fits_the_config(manifests: Manifests) -> None:
+    if not manifests.with_operators:
+        pytest.skip("no Strimzi / Prometheus Operator objects in this overlay")
     config = manifests.hookstream_config()
     events = config["topics"]["events"]
     topics = {t["spec"]["topicName"]: t["spec"]["config"] for t in manifests.of_kind("KafkaTopic")}
@@ -389,6 +425,8 @@ def test_topic_retention_fits_the_config(manifests: Manifests) -> None:
 
 
 def test_topics_belong_to_one_strimzi_cluster(manifests: Manifests) -> None:
+    if not manifests.with_operators:
+        pytest.skip("no Strimzi / Prometheus Operator objects in this overlay")
     topics = manifests.of_kind("KafkaTopic")
     assert len({t["metadata"]["labels"]["strimzi.io/cluster"] for t in topics}) == 1
     assert len({t["metadata"]["namespace"] for t in topics}) == 1
@@ -398,6 +436,8 @@ def test_topics_belong_to_one_strimzi_cluster(manifests: Manifests) -> None:
 
 
 def test_service_monitors_scrape_ingress_and_worker(manifests: Manifests) -> None:
+    if not manifests.with_operators:
+        pytest.skip("no Strimzi / Prometheus Operator objects in this overlay")
     services = manifests.of_kind("Service")
     scraped = set()
     for monitor in manifests.of_kind("ServiceMonitor"):
@@ -416,9 +456,52 @@ def test_service_monitors_scrape_ingress_and_worker(manifests: Manifests) -> Non
 
 
 def test_prometheus_rule_ships_the_alerts_file(manifests: Manifests) -> None:
+    if not manifests.with_operators:
+        pytest.skip("no Strimzi / Prometheus Operator objects in this overlay")
     alerts = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
     (rule,) = manifests.of_kind("PrometheusRule")
     assert rule["spec"]["groups"] == alerts["groups"]
+
+
+def test_standalone_kafka_and_topics_job_fit_the_config(manifests: Manifests) -> None:
+    """Without Strimzi: the bundled broker is what the config names, and a Job creates the topics."""
+    if manifests.with_operators:
+        pytest.skip("topics are KafkaTopics in this overlay")
+    config = manifests.hookstream_config()
+    kafka = manifests.get("StatefulSet", "kafka")
+    service = manifests.get("Service", kafka["spec"]["serviceName"])
+    namespace = kafka["metadata"]["namespace"]
+    assert service["spec"]["clusterIP"] == "None"
+    assert (
+        config["kafka"]["bootstrap_servers"]
+        == f"{service['metadata']['name']}.{namespace}.svc:9092"
+    )
+    assert config["topics"]["replication_factor"] == kafka["spec"]["replicas"] == 1
+    pod = kafka["spec"]["template"]["spec"]
+    assert pod["enableServiceLinks"] is False, "KAFKA_* service variables become broker properties"
+    (job,) = manifests.of_kind("Job")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert is_hookstream(container)
+    assert container["args"] == ["topics", "create"]
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0, (
+        "a finished Job must not block the next apply"
+    )
+    mounted = {
+        v["configMap"]["name"]
+        for v in job["spec"]["template"]["spec"]["volumes"]
+        if "configMap" in v
+    }
+    statefulset, _ = worker(manifests)
+    worker_maps = {
+        v["configMap"]["name"]
+        for v in statefulset["spec"]["template"]["spec"]["volumes"]
+        if "configMap" in v
+    }
+    assert mounted == worker_maps, "the Job creates the topics of the config the worker reads"
+    assert env_of(container).keys() >= {
+        "HOOKSTREAM_CONFIG",
+        *(s["secrets_env"] for s in config["sources"].values() if "secrets_env" in s),
+    }
 
 
 def load_hookstream_settings(manifests: Manifests, tmp_path: Path) -> Any:
