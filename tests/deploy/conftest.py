@@ -113,10 +113,8 @@ def kustomize() -> str:
     return find_tool("kustomize")
 
 
-@pytest.fixture(scope="session", params=OVERLAYS)
-def manifests(request: pytest.FixtureRequest, kustomize: str) -> Manifests:
-    """The rendered objects of each overlay in turn."""
-    overlay = str(request.param)
+def render(overlay: str, kustomize: str) -> Manifests:
+    """`kustomize build` of one overlay; a failed build fails the test."""
     result = run(kustomize, "build", str(ROOT / "k8s" / "overlays" / overlay))
     if result.returncode != 0:
         pytest.fail(
@@ -124,3 +122,21 @@ def manifests(request: pytest.FixtureRequest, kustomize: str) -> Manifests:
         )
     objects = [obj for obj in yaml.safe_load_all(result.stdout) if obj]
     return Manifests(overlay=overlay, objects=objects)
+
+
+@pytest.fixture(scope="session", params=OVERLAYS)
+def manifests(request: pytest.FixtureRequest, kustomize: str) -> Manifests:
+    """The rendered objects of each overlay in turn."""
+    return render(str(request.param), kustomize)
+
+
+@pytest.fixture(scope="session", params=[o for o in OVERLAYS if WITH_OPERATORS[o]])
+def operator_manifests(request: pytest.FixtureRequest, kustomize: str) -> Manifests:
+    """The overlays for clusters with Strimzi and the Prometheus Operator."""
+    return render(str(request.param), kustomize)
+
+
+@pytest.fixture(scope="session", params=[o for o in OVERLAYS if not WITH_OPERATORS[o]])
+def standalone_manifests(request: pytest.FixtureRequest, kustomize: str) -> Manifests:
+    """The overlays that bring their own Kafka and create the topics with a Job."""
+    return render(str(request.param), kustomize)

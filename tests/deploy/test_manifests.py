@@ -394,13 +394,11 @@ def duration_ms(text: str | int | float) -> float:
     return float(match[1]) * units[match[2]] * 1000
 
 
-def test_topics_are_those_hookstream_creates(manifests: Manifests, tmp_path: Path) -> None:
+def test_topics_are_those_hookstream_creates(operator_manifests: Manifests, tmp_path: Path) -> None:
     """Each topic `hookstream topics create` would make exists as a KafkaTopic, alike."""
-    if not manifests.with_operators:
-        pytest.skip("no Strimzi / Prometheus Operator objects in this overlay")
     topic_specs = require_module("hookstream.kafka.topics").topic_specs
-    declared = {t["spec"]["topicName"]: t["spec"] for t in manifests.of_kind("KafkaTopic")}
-    for spec in topic_specs(load_hookstream_settings(manifests, tmp_path)):
+    declared = {t["spec"]["topicName"]: t["spec"] for t in operator_manifests.of_kind("KafkaTopic")}
+    for spec in topic_specs(load_hookstream_settings(operator_manifests, tmp_path)):
         assert spec.name in declared, spec.name
         topic = declared[spec.name]
         assert topic["partitions"] == spec.partitions, spec.name
@@ -409,12 +407,13 @@ def test_topics_are_those_hookstream_creates(manifests: Manifests, tmp_path: Pat
             assert str(topic["config"].get(key)) == value, f"{spec.name} {key}"
 
 
-def test_topic_retention_fits_the_config(manifests: Manifests) -> None:
-    if not manifests.with_operators:
-        pytest.skip("no Strimzi / Prometheus Operator objects in this overlay")
-    config = manifests.hookstream_config()
+def test_topic_retention_fits_the_config(operator_manifests: Manifests) -> None:
+    config = operator_manifests.hookstream_config()
     events = config["topics"]["events"]
-    topics = {t["spec"]["topicName"]: t["spec"]["config"] for t in manifests.of_kind("KafkaTopic")}
+    topics = {
+        t["spec"]["topicName"]: t["spec"]["config"]
+        for t in operator_manifests.of_kind("KafkaTopic")
+    }
     assert topics[events]["retention.ms"] >= duration_ms(config["dedupe"]["ttl"]), (
         "a replay must reach back over the whole dedupe window"
     )
@@ -424,10 +423,8 @@ def test_topic_retention_fits_the_config(manifests: Manifests) -> None:
     assert topics[f"{events}.dlq"]["retention.ms"] == -1, "dead letters never expire"
 
 
-def test_topics_belong_to_one_strimzi_cluster(manifests: Manifests) -> None:
-    if not manifests.with_operators:
-        pytest.skip("no Strimzi / Prometheus Operator objects in this overlay")
-    topics = manifests.of_kind("KafkaTopic")
+def test_topics_belong_to_one_strimzi_cluster(operator_manifests: Manifests) -> None:
+    topics = operator_manifests.of_kind("KafkaTopic")
     assert len({t["metadata"]["labels"]["strimzi.io/cluster"] for t in topics}) == 1
     assert len({t["metadata"]["namespace"] for t in topics}) == 1
 
@@ -435,12 +432,10 @@ def test_topics_belong_to_one_strimzi_cluster(manifests: Manifests) -> None:
 # -- monitoring --------------------------------------------------------------------
 
 
-def test_service_monitors_scrape_ingress_and_worker(manifests: Manifests) -> None:
-    if not manifests.with_operators:
-        pytest.skip("no Strimzi / Prometheus Operator objects in this overlay")
-    services = manifests.of_kind("Service")
+def test_service_monitors_scrape_ingress_and_worker(operator_manifests: Manifests) -> None:
+    services = operator_manifests.of_kind("Service")
     scraped = set()
-    for monitor in manifests.of_kind("ServiceMonitor"):
+    for monitor in operator_manifests.of_kind("ServiceMonitor"):
         selected = [
             s
             for s in services
@@ -455,21 +450,17 @@ def test_service_monitors_scrape_ingress_and_worker(manifests: Manifests) -> Non
     assert scraped == {"hookstream-ingress", "hookstream-worker"}
 
 
-def test_prometheus_rule_ships_the_alerts_file(manifests: Manifests) -> None:
-    if not manifests.with_operators:
-        pytest.skip("no Strimzi / Prometheus Operator objects in this overlay")
+def test_prometheus_rule_ships_the_alerts_file(operator_manifests: Manifests) -> None:
     alerts = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
-    (rule,) = manifests.of_kind("PrometheusRule")
+    (rule,) = operator_manifests.of_kind("PrometheusRule")
     assert rule["spec"]["groups"] == alerts["groups"]
 
 
-def test_standalone_kafka_and_topics_job_fit_the_config(manifests: Manifests) -> None:
+def test_standalone_kafka_and_topics_job_fit_the_config(standalone_manifests: Manifests) -> None:
     """Without Strimzi: the bundled broker is what the config names, and a Job creates the topics."""
-    if manifests.with_operators:
-        pytest.skip("topics are KafkaTopics in this overlay")
-    config = manifests.hookstream_config()
-    kafka = manifests.get("StatefulSet", "kafka")
-    service = manifests.get("Service", kafka["spec"]["serviceName"])
+    config = standalone_manifests.hookstream_config()
+    kafka = standalone_manifests.get("StatefulSet", "kafka")
+    service = standalone_manifests.get("Service", kafka["spec"]["serviceName"])
     namespace = kafka["metadata"]["namespace"]
     assert service["spec"]["clusterIP"] == "None"
     assert (
@@ -479,7 +470,7 @@ def test_standalone_kafka_and_topics_job_fit_the_config(manifests: Manifests) ->
     assert config["topics"]["replication_factor"] == kafka["spec"]["replicas"] == 1
     pod = kafka["spec"]["template"]["spec"]
     assert pod["enableServiceLinks"] is False, "KAFKA_* service variables become broker properties"
-    (job,) = manifests.of_kind("Job")
+    (job,) = standalone_manifests.of_kind("Job")
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert is_hookstream(container)
     assert container["args"] == ["topics", "create"]
@@ -491,7 +482,7 @@ def test_standalone_kafka_and_topics_job_fit_the_config(manifests: Manifests) ->
         for v in job["spec"]["template"]["spec"]["volumes"]
         if "configMap" in v
     }
-    statefulset, _ = worker(manifests)
+    statefulset, _ = worker(standalone_manifests)
     worker_maps = {
         v["configMap"]["name"]
         for v in statefulset["spec"]["template"]["spec"]["volumes"]
