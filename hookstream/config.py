@@ -92,6 +92,9 @@ class WorkerSettings(_Section):
     # either bound the worker stops taking records (docs/architecture.md, "Lanes").
     max_in_flight: int = Field(default=256, ge=1)
     max_in_flight_per_partition: int = Field(default=128, ge=1)
+    # Records parked in one lane behind its blocking event (`ordering: entity`): an arrival
+    # past it is dead-lettered, saying so (docs/architecture.md, "Order across retries").
+    max_parked_per_lane: int = Field(default=10_000, ge=1)
 
 
 class _Retiring(_Section):
@@ -136,6 +139,10 @@ class SourceSettings(_Section):
     event_id: str | None = None
     event_type: str | None = None
     entity_id: str | None = None
+    # entity: an entity's later events wait behind one in a retry tier or the DLQ; none: not
+    ordering: Literal["entity", "none"] = "entity"
+    # what a lane does when its blocking event is dead-lettered: wait (hold) or move on (skip)
+    on_dead_letter: Literal["hold", "skip"] = "hold"
     # URL-signing schemes (twilio, square): the URL the sender signs, as configured there
     public_url: str | None = Field(default=None, validate_default=True)
     # public-key schemes (discord, sendgrid): verification keys, rotated like secrets

@@ -30,3 +30,18 @@ RETRY_QUEUE_DEPTH = Gauge(
 )
 DLQ_DEPTH = Gauge("hookstream_dlq_depth", "Records in the dead-letter topic")
 IN_FLIGHT = Gauge("hookstream_in_flight", "Records taken by the worker and not yet acknowledged")
+PARKED = Gauge(
+    "hookstream_parked",
+    "Records parked behind a blocked lane (ordering: entity), on this worker's partitions",
+    ["source"],
+)
+LANE_BLOCKED_SECONDS = Gauge(
+    "hookstream_lane_blocked_seconds",
+    "How long the longest-blocked lane of a source has been blocked, on this worker",
+    ["source"],
+)
+PARKED_OVERFLOW = Counter(
+    "hookstream_parked_overflow_total",
+    "Records dead-lettered because their lane held worker.max_parked_per_lane parked records",
+    ["source"],
+)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,13 @@ from hookstream.core.control import ReprocessRanges
 from hookstream.kafka.faust_auth import broker_credentials
 from hookstream.kafka.topics import (
     DEDUPE_TABLE,
+    LANES_TABLE,
+    PARKED_TABLE,
     audit_topic,
     changelog_config,
     dlq_topic,
-    max_record_bytes,
+    lane_changelog_config,
+    parked_record_bytes,
     retry_topic,
 )
 from hookstream.telemetry import publish_span
@@ -30,6 +34,7 @@ from streams.control import read_reprocess_ranges
 from streams.delivery import Deliverer
 from streams.depth import start_depth_gauges
 from streams.lanes import LaneDispatcher
+from streams.parking import ParkingLot, lane_gauges
 from streams.processor import EventProcessor, FaustDedupeStore
 
 log = structlog.get_logger("hookstream.worker")
@@ -60,7 +65,7 @@ def faust_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         processing_guarantee=settings.processing_guarantee,
-        producer_max_request_size=max_record_bytes(settings),
+        producer_max_request_size=parked_record_bytes(settings),
         # A retry tier's agent waits for its head record's not-before time; that is not a livelock.
         broker_commit_livelock_soft_timeout=max(300.0, longest_wait * 1.5),
         # Lanes are stopped at a revoke instead (streams/lanes.py): waiting for every record in
@@ -172,9 +177,22 @@ def create_worker_app(settings: Settings, reprocess: ReprocessRanges | None = No
     for name in (dlq_topic(settings), audit_topic(settings)):
         publisher._topic(name)
 
+    lanes = app.Table(
+        LANES_TABLE,
+        partitions=partitions,
+        extra_topic_configs=lane_changelog_config(settings),
+        help="(source, entity) -> blocked lane state (ordering: entity)",
+    )
+    parked = app.Table(
+        PARKED_TABLE,
+        partitions=partitions,
+        extra_topic_configs=lane_changelog_config(settings),
+        help="(source, entity, position) -> a record parked behind its lane's blocker",
+    )
+    lot = ParkingLot(settings, processor, lanes, parked)
     dispatcher = LaneDispatcher(
         app,
-        processor,
+        lot.run,
         settings.worker.max_in_flight,
         settings.worker.max_in_flight_per_partition,
     )
@@ -206,6 +224,11 @@ def create_worker_app(settings: Settings, reprocess: ReprocessRanges | None = No
             return self.json({"status": "ok"})
 
     del Metrics, Health
+
+    async def measure_lanes() -> None:
+        lane_gauges(lanes, list(settings.sources), time.time())
+
+    app.timer(interval=5.0, name="measure_lanes")(measure_lanes)
     start_depth_gauges(app, settings)
     return app
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 import structlog
@@ -20,7 +20,7 @@ from faust.types import TP
 from hookstream.core.headers import not_before_of, source_of
 from hookstream.core.lanes import Arrival, LaneBook, ResumeGuard
 from hookstream.metrics import IN_FLIGHT
-from streams.processor import EventProcessor, Incoming
+from streams.processor import Incoming
 
 log = structlog.get_logger("hookstream.worker")
 
@@ -32,9 +32,15 @@ _SEEK_SETTLE = 0.05
 class LaneDispatcher:
     """One per worker, shared by every agent: one in-flight budget for the whole worker."""
 
-    def __init__(self, app: Any, processor: EventProcessor, max_in_flight: int, per_partition: int):
+    def __init__(
+        self,
+        app: Any,
+        run: Callable[[Incoming], Awaitable[None]],
+        max_in_flight: int,
+        per_partition: int,
+    ):
         self._app = app
-        self._processor = processor
+        self._run = run  # runs one record of a lane (streams/parking.py), never raises
         self._book: LaneBook[Any, tuple[Any, Any]] = LaneBook(max_in_flight, per_partition)
         self._guard: ResumeGuard[Any] = ResumeGuard()
         self._tasks: dict[tuple[Any, Hashable], asyncio.Task[None]] = {}
@@ -143,7 +149,7 @@ class LaneDispatcher:
                 # A table write picks its changelog partition from the current event.
                 token = _current_event.set(weakref.ref(event))
                 try:
-                    await self._processor.process_one(_incoming(event))
+                    await self._run(_incoming(event))
                 finally:
                     _current_event.reset(token)
                 finished = self._book.finish(tp, offset)

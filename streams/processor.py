@@ -20,7 +20,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
 from hookstream.config import Settings
-from hookstream.core.dedupe import DedupeRecord, dedupe_key
+from hookstream.core.dedupe import DedupeRecord, DedupeState, dedupe_key
 from hookstream.core.headers import (
     TRACE_HEADERS,
     HeaderError,
@@ -105,8 +105,13 @@ class EventProcessor:
         self._dlq = dlq_topic(settings)
         self._audit = audit_topic(settings)
 
-    async def process_one(self, record: Incoming) -> None:
-        """Never raises: every failure is classified, routed, logged and counted."""
+    async def process_one(self, record: Incoming) -> Outcome | None:
+        """Never raises: every failure is classified, routed, logged and counted.
+
+        The record's Outcome; None when it could not be judged (poison, an internal error,
+        deferred for shutdown): those were dead-lettered raw or left in Kafka.
+        """
+        outcome: Outcome | None = None
         started = time.perf_counter()
         # Only the trace headers: the retry history can be large and is not needed here.
         context = propagate.extract(
@@ -125,7 +130,7 @@ class EventProcessor:
             },
         ):
             try:
-                await self._process(record)
+                outcome = await self._process(record)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -136,14 +141,15 @@ class EventProcessor:
                 )
                 await self._dead_letter_raw(record, f"internal error: {type(exc).__name__}: {exc}")
         PROCESSING_SECONDS.observe(time.perf_counter() - started)
+        return outcome
 
-    async def _process(self, record: Incoming) -> None:
+    async def _process(self, record: Incoming) -> Outcome | None:
         try:
             envelope = decode_envelope(record.value or b"")
             state = read_retry_state(record.headers)
         except (EnvelopeError, HeaderError) as exc:
             await self._dead_letter_raw(record, f"poison: {exc}")
-            return
+            return None
         event = Arrived(
             source=envelope.source,
             event_id=envelope.event_id,
@@ -165,9 +171,10 @@ class EventProcessor:
             span.set_attribute("hookstream.source", event.source)
             if not await self._wait_until(state.not_before):
                 await self._defer(record)
-                return
+                return None
             outcome = await self._decide(event, envelope)
             await self._carry_out(record, event, outcome)
+            return outcome
         finally:
             structlog.contextvars.unbind_contextvars("event_id", "source")
 
@@ -239,6 +246,19 @@ class EventProcessor:
         )
         log.info("retry_deferred_for_shutdown", topic=record.topic, partition=record.partition)
 
+    async def dead_letter(self, record: Incoming, reason: str) -> None:
+        """Send a record to the DLQ as it is, with `reason` (a lane at its parked bound)."""
+        await self._dead_letter_raw(record, reason)
+
+    def is_done(self, source: str, event_id: str) -> bool:
+        """Whether every destination has the event (its dedupe record says done)."""
+        known = self._store.get(dedupe_key(source, event_id))
+        return known is not None and known.state is DedupeState.DONE
+
+    async def audit(self, source: str, event_id: str, steps: tuple[AuditStep, ...]) -> None:
+        """Add steps to an event's audit trail that no attempt made (parked, lane moves)."""
+        await self._write_audit(_Audited(source, event_id), steps)
+
     async def _dead_letter_raw(self, record: Incoming, reason: str) -> None:
         """Poison or an internal error: the raw bytes go to the DLQ, nothing is skipped silently."""
         headers = poison_headers(
@@ -255,7 +275,7 @@ class EventProcessor:
         known = source if source in self._settings.sources else "unknown"
         EVENTS.labels(known, Kind.DEAD_LETTERED.value).inc()
 
-    async def _write_audit(self, event: Arrived, steps: tuple[AuditStep, ...]) -> None:
+    async def _write_audit(self, event: Arrived | _Audited, steps: tuple[AuditStep, ...]) -> None:
         """One audit record per processing round: audit writes are the worker's second-largest
         cost after the dedupe table's changelog."""
         if not steps:
@@ -271,6 +291,12 @@ class EventProcessor:
         await self._publisher.emit(
             self._audit, key, json.dumps(entry, separators=(",", ":")).encode(), []
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Audited:
+    source: str
+    event_id: str
 
 
 def _log_outcome(outcome: Outcome, event: Arrived) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from hookstream.cli import broker, dlq, events, pipeline, replay, topics
+from hookstream.cli import broker, dlq, events, lanes, pipeline, replay, topics
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,6 +28,7 @@ for command in (
     pipeline.demo,
     dlq.dlq,
     events.events,
+    lanes.lanes,
     replay.replay,
 ):
     main.add_command(command)

@@ -36,6 +36,7 @@ ORIGIN = "hookstream-origin"  # topic/partition/offset the record was taken from
 REDRIVE = "hookstream-redrive"  # set on a record put back from the DLQ: the DLQ position
 REDRIVEN = "hookstream-redriven"  # a DLQ marker: the entry at this position was redriven
 REDRIVEN_AT = "hookstream-redriven-at"  # epoch milliseconds, on the marker
+LANE_RELEASE = "hookstream-lane-release"  # an operator's release of a held lane (no event)
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
 TRACE_HEADERS = (TRACEPARENT, TRACESTATE)
@@ -257,3 +258,21 @@ def parse_position(raw: bytes) -> tuple[int, int] | None:
     if not sep or not partition.isdigit() or not offset.isdigit():
         return None
     return int(partition), int(offset)
+
+
+# --- lanes ---
+
+
+def lane_release_headers(source: str, now: float) -> HeaderList:
+    """The headers of a release marker: sent down the events topic, keyed by the entity, so
+    it reaches the worker that owns the lane, in order with the lane's records."""
+    return [(SOURCE, source.encode()), (LANE_RELEASE, _millis(now))]
+
+
+def is_lane_release(headers: Headers) -> bool:
+    return LANE_RELEASE in headers
+
+
+def event_id_of(headers: Headers) -> str | None:
+    """The event id the ingress wrote beside the envelope, if any."""
+    return text(headers, EVENT_ID)

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from hookstream.config import Settings
 
 DEDUPE_TABLE = "dedupe"
+LANES_TABLE = "lanes"  # blocked lanes (ordering: entity)
+PARKED_TABLE = "parked"  # records parked behind them
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,14 @@ def control_topic(settings: Settings) -> str:
     return f"{settings.topics.events}.control"
 
 
-def changelog_topic(settings: Settings) -> str:
-    """The changelog of the worker's dedupe table, named as Faust names it."""
-    return f"{settings.worker.group_id}-{DEDUPE_TABLE}-changelog"
+def changelog_topic(settings: Settings, table: str = DEDUPE_TABLE) -> str:
+    """The changelog of one of the worker's tables, named as Faust names it."""
+    return f"{settings.worker.group_id}-{table}-changelog"
+
+
+def parked_record_bytes(settings: Settings) -> int:
+    """Room for a parked record: the largest record, base64 inside JSON."""
+    return max_record_bytes(settings) * 4 // 3 + 64 * 1024
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -70,6 +77,21 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     specs.append(
         spec(changelog_topic(settings), "dedupe table changelog", **changelog_config(settings))
     )
+    specs.append(
+        spec(
+            changelog_topic(settings, LANES_TABLE),
+            "blocked lanes (ordering: entity) changelog",
+            **lane_changelog_config(settings),
+        )
+    )
+    specs.append(
+        spec(
+            changelog_topic(settings, PARKED_TABLE),
+            "parked records changelog",
+            **lane_changelog_config(settings),
+            **{"max.message.bytes": str(parked_record_bytes(settings))},
+        )
+    )
     return specs
 
 
@@ -79,3 +101,8 @@ def changelog_config(settings: Settings) -> dict[str, str]:
         "cleanup.policy": "compact,delete",
         "retention.ms": str(int(settings.dedupe.ttl * 1000)),
     }
+
+
+def lane_changelog_config(settings: Settings) -> dict[str, str]:
+    """Compacted and never deleted by age: a lane held for weeks keeps what it parked."""
+    return {"cleanup.policy": "compact", "retention.ms": "-1"}

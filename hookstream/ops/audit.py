@@ -64,6 +64,7 @@ def summarize(event_id: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
         trace_id = trace_id or step.get("trace_id")
     sources = sorted({s["source"] for s in steps})
     return {
+        "lane": lane_of(steps),
         "event_id": event_id,
         "source": sources[0] if len(sources) == 1 else sources,
         "state": state,
@@ -71,6 +72,23 @@ def summarize(event_id: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
         "trace_id": trace_id,
         "history": [{**s, "at": _iso(s.get("at"))} for s in steps],
     }
+
+
+def lane_of(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The event's place in its lane (`ordering: entity`): parked behind another event,
+    blocking its lane, or None (its lane does not hold it, nor it its lane)."""
+    lane: dict[str, Any] | None = None
+    for step in steps:
+        kind = step["kind"]
+        if kind == "parked":
+            lane = {"state": "parked", "behind": step.get("behind")}
+        elif kind == "lane_blocked":
+            lane = {"state": "blocking", "cause": step.get("cause"), "since": _iso(step.get("at"))}
+        elif kind in ("delivered", "lane_released", "lane_skipped") or (
+            kind in ("received", "attempt", "duplicate") and lane and lane["state"] == "parked"
+        ):
+            lane = None
+    return lane
 
 
 def _iso(at: Any) -> str | None:
