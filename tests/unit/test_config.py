@@ -60,6 +60,12 @@ def test_hookstream_config_variable_names_the_file(tmp_path: Path) -> None:
             "sources.t.public_url",
         ),
         ("sources: {d: {scheme: discord}}", "sources.d.public_keys"),
+        ("sources: {s: {scheme: standard, secrets: [x], ordering: fifo}}", "sources.s.ordering"),
+        (
+            "sources: {s: {scheme: standard, secrets: [x], on_dead_letter: drop}}",
+            "sources.s.on_dead_letter",
+        ),
+        ("worker: {max_parked_per_lane: 0}", "worker.max_parked_per_lane"),
         (
             "sources: {d: {scheme: discord, public_keys: [{value: k, not_after: soon}]}}",
             "sources.d.public_keys.0",
