@@ -60,7 +60,8 @@ def test_prometheus_config_passes_promtool(promtool: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_the_four_product_alerts_ship() -> None:
+def test_the_product_alerts_ship() -> None:
+    """The four of the product's alerts, and a lane blocked longer than an hour."""
     rules = [
         rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]
     ]
@@ -69,6 +70,7 @@ def test_the_four_product_alerts_ship() -> None:
         "hookstream_signature_failures_total": "> 0.02",
         "hookstream_dlq_depth": "> 0",
         "hookstream_processing_seconds_bucket": "> 5",
+        "hookstream_lane_blocked_seconds": "> 3600",
     }
     assert len(rules) == len(by_metric)
     for metric, threshold in by_metric.items():
