@@ -4,7 +4,10 @@ One `hookstream worker` process, 3 partitions, N events already on the topic ove
 entities. Each round runs a fresh worker (fresh topics and group) against the slow
 destination and then against the instant one, so both see the same machine load; the
 rate is the number of events over the time from the first delivery to the last. Prints
-each round and the min/median/max of the ratio slow/instant.
+each round and the min/median/max of the ratio slow/instant. The source runs with
+`ordering: entity` (the default); each round also runs the slow destination with
+`ordering: none`, and prints what keeping order across retries costs when nothing fails
+(the ratio entity/none).
 
     .venv/bin/python bench/delivery_rate.py --events 4000 --rounds 3
 """
@@ -82,9 +85,16 @@ class Destination:
         asyncio.run(run())
 
 
-def config_for(bootstrap: str, data_dir: Path, url: str, args) -> dict[str, object]:
+def config_for(
+    bootstrap: str, data_dir: Path, url: str, args, ordering: str = "entity"
+) -> dict[str, object]:
     tag = uuid.uuid4().hex[:8]
-    source: dict[str, object] = {"scheme": "hmac", "header": "X-Sig", "secrets": ["x"]}
+    source: dict[str, object] = {
+        "scheme": "hmac",
+        "header": "X-Sig",
+        "secrets": ["x"],
+        "ordering": ordering,
+    }
     return {
         "kafka": {"bootstrap_servers": bootstrap},
         "topics": {"events": f"bench.{tag}.events", "partitions": 3},
@@ -123,12 +133,20 @@ def produce_backlog(settings, events: int, entities: int) -> None:
     producer.flush(60)
 
 
-def run_once(broker: LocalKafka, tmp: Path, destination: Destination, delay: float, args) -> float:
+def run_once(
+    broker: LocalKafka,
+    tmp: Path,
+    destination: Destination,
+    delay: float,
+    args,
+    ordering: str = "entity",
+) -> float:
     """Events per second from the first delivery to the last, for one fresh worker."""
-    name = f"{uuid.uuid4().hex[:6]}-{int(delay * 1000)}ms"
+    name = f"{uuid.uuid4().hex[:6]}-{int(delay * 1000)}ms-{ordering}"
     path = tmp / f"{name}.yaml"
     url = f"http://127.0.0.1:{destination.port}/hooks"
-    path.write_text(yaml.safe_dump(config_for(broker.bootstrap, tmp / name, url, args)))
+    config = config_for(broker.bootstrap, tmp / name, url, args, ordering)
+    path.write_text(yaml.safe_dump(config))
     settings = load_settings(path, environ={})
     create_topics(settings)
     produce_backlog(settings, args.events, args.entities)
@@ -167,21 +185,28 @@ def main() -> None:
     broker.start()
     tmp = Path(tempfile.mkdtemp(prefix="hookstream-bench-"))  # kept: the worker logs are there
     destination = Destination()
-    ratios = []
+    ratios, costs = [], []
     for round_ in range(args.rounds):
         slow = run_once(broker, tmp, destination, args.delay, args)
         slow_peak = destination.most_at_once
         instant = run_once(broker, tmp, destination, 0.0, args)
+        unordered = run_once(broker, tmp, destination, args.delay, args, "none")
         ratios.append(slow / instant)
+        costs.append(slow / unordered)
         print(
             f"round {round_ + 1}: {args.delay * 1000:.0f} ms {slow:7.0f} events/s "
             f"(up to {slow_peak} requests at once)   instant {instant:7.0f} events/s   "
-            f"ratio {slow / instant:.2f}"
+            f"ratio {slow / instant:.2f}   ordering none {unordered:7.0f} events/s   "
+            f"entity/none {slow / unordered:.2f}"
         )
     print(
         f"ratio {args.delay * 1000:.0f} ms / instant over {args.rounds} rounds: "
         f"min {min(ratios):.2f}  median {statistics.median(ratios):.2f}  max {max(ratios):.2f}"
         f"   ({args.events} events over {args.entities} entities, one worker, 3 partitions)"
+    )
+    print(
+        f"ordering entity / none at {args.delay * 1000:.0f} ms over {args.rounds} rounds: "
+        f"min {min(costs):.2f}  median {statistics.median(costs):.2f}  max {max(costs):.2f}"
     )
 
 

@@ -12,8 +12,8 @@ Pure bookkeeping for the worker's dispatcher (`streams/lanes.py`); nothing here 
   dispatcher stops taking records when `has_room` says no, and stops fetching a partition
   while `partition_full` says so (what was fetched already is still taken: one fetch more).
 - `ResumeGuard` checks that a partition resumes where its group committed after every
-  assignment, and asks for a seek when the first records to come are from further on
-  (records fetched before a rebalance and handed over after it).
+  assignment and goes on record after record, and asks for a seek when a record comes
+  from further on (records fetched before a rebalance and handed over after it).
 """
 
 from __future__ import annotations
@@ -142,17 +142,18 @@ class Arrival(Enum):
 @dataclass(slots=True)
 class _Cursor:
     expected: int  # the next offset this partition must deliver
-    settled: bool = False
-    probe: int | None = None  # the first offset seen beyond `expected` before the seek
+    probe: int | None = None  # the first offset seen beyond `expected` since the last take
 
 
 class ResumeGuard(Generic[P]):
-    """After an assignment, a partition is taken from its committed offset, never beyond it.
+    """A partition is taken record after record from its committed offset, never passing one.
 
-    The first record handed over must be the one at the committed offset. One from further
-    on is not taken: the caller seeks back. If, after the seek, the same record comes first
-    again, the offsets between are not records (transaction markers, compaction) and it is
-    taken.
+    After an assignment the first record must be the one at the committed offset, and every
+    record after it the next one. A record from further on is not taken: the caller seeks
+    back to the expected offset (records fetched before a rebalance and handed over after
+    it, or a read position moved past records that were never handed over). If, after the
+    seek, that same record comes first again, the offsets between are not records
+    (transaction markers, compaction) and it is taken.
     """
 
     def __init__(self) -> None:
@@ -165,12 +166,12 @@ class ResumeGuard(Generic[P]):
             cursor = self._cursors[partition] = _Cursor(committed or 0)
         if offset < cursor.expected:
             return Arrival.DROP
-        if cursor.settled or offset == cursor.expected or offset == cursor.probe:
-            cursor.settled = True
+        if offset == cursor.expected or offset == cursor.probe:
             cursor.probe = None
             cursor.expected = offset + 1
             return Arrival.TAKE
-        cursor.probe = offset
+        if cursor.probe is None:
+            cursor.probe = offset
         return Arrival.SEEK
 
     def resume_point(self, partition: P) -> int:

@@ -298,3 +298,55 @@ async def test_rebalances_with_records_in_flight_never_skip(
     await slow_sink.wait_for({event_id for _, event_id in plan}, timeout=240)
     await wait_for_no_lag(settings, timeout=60)
     assert_entity_order(slow_sink, plan)
+
+
+def produce_paced(settings: Settings, plan: list[tuple[str, str]], seconds: float) -> None:
+    """`produce`, spread over about `seconds`: a burst the ingress accepts while workers
+    come and go."""
+    chunks = 20
+    size = -(-len(plan) // chunks)
+    for n in range(chunks):
+        produce(settings, plan[n * size : (n + 1) * size])
+        time.sleep(seconds / chunks)
+
+
+@pytest.mark.timeout(420)
+async def test_workers_killed_in_start_up_during_a_burst_skip_nothing(
+    make_settings, slow_sink, tmp_path
+) -> None:
+    """Issue 10's skip: while a burst is accepted, a worker is started and SIGKILLed 2-5 s
+    later, six times in a row (each in its start-up, the group rebalancing around members
+    that died), then a seventh is left running. Every accepted event is delivered and the
+    group's committed offsets reach the high watermarks, without a restart."""
+    slow_sink.delay = 0.002
+    settings, config = sink_settings(make_settings, slow_sink)
+    plan = interleaved(300, 20, "burst")
+    rng = random.Random(7)
+    burst = asyncio.create_task(asyncio.to_thread(produce_paced, settings, plan, 25.0))
+    with (tmp_path / "killed.log").open("ab") as log:
+        for _ in range(6):
+            doomed = subprocess.Popen(  # noqa: ASYNC220 - killed below, waited in kill()
+                [sys.executable, "-m", "hookstream.cli", "worker", "--config", str(config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+            await asyncio.sleep(rng.uniform(2.0, 5.0))
+            kill(doomed)
+    await burst
+    # The group may take a session timeout to drop the dead members: no wait for it here,
+    # the bounds below hold from now.
+    with (tmp_path / "survivor.log").open("ab") as log:
+        survivor = subprocess.Popen(  # noqa: ASYNC220 - stopped in finally
+            [sys.executable, "-m", "hookstream.cli", "worker", "--config", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    try:
+        await slow_sink.wait_for({event_id for _, event_id in plan}, timeout=180)
+        await wait_for_no_lag(settings, timeout=60)
+    finally:
+        survivor.terminate()
+        survivor.wait(30)
+    assert_entity_order(slow_sink, plan)

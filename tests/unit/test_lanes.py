@@ -103,8 +103,21 @@ def test_any_finishing_order_keeps_lanes_ordered_and_acks_a_prefix(
 def test_resume_guard_takes_from_the_committed_offset() -> None:
     guard: ResumeGuard[int] = ResumeGuard()
     assert guard.arrive(0, 7, committed=7) is Arrival.TAKE
-    assert guard.arrive(0, 9, committed=7) is Arrival.TAKE  # settled: later gaps are markers
+    assert guard.arrive(0, 8, committed=7) is Arrival.TAKE
     assert guard.arrive(0, 8, committed=7) is Arrival.DROP
+
+
+def test_resume_guard_seeks_back_over_a_hole_in_the_middle() -> None:
+    """A record from beyond the next one, long after the assignment: the read position
+    moved past records never handed over; seek back, unless the hole is real."""
+    guard: ResumeGuard[int] = ResumeGuard()
+    assert guard.arrive(0, 7, committed=7) is Arrival.TAKE
+    assert guard.arrive(0, 14, committed=7) is Arrival.SEEK
+    assert guard.arrive(0, 15, committed=7) is Arrival.SEEK  # fetched before the seek
+    assert guard.resume_point(0) == 8
+    assert guard.arrive(0, 8, committed=7) is Arrival.TAKE
+    assert guard.arrive(0, 10, committed=7) is Arrival.SEEK  # 9 is a transaction marker
+    assert guard.arrive(0, 10, committed=7) is Arrival.TAKE
 
 
 def test_resume_guard_seeks_back_over_records_fetched_before_a_rebalance() -> None:
@@ -112,6 +125,9 @@ def test_resume_guard_seeks_back_over_records_fetched_before_a_rebalance() -> No
     assert guard.arrive(0, 16, committed=2) is Arrival.SEEK
     assert guard.arrive(0, 17, committed=2) is Arrival.SEEK
     assert guard.resume_point(0) == 2
+    assert guard.arrive(0, 16, committed=2) is Arrival.TAKE  # came first again: 2-15 are no records
+    guard.forget([0])
+    assert guard.arrive(0, 16, committed=2) is Arrival.SEEK
     assert guard.arrive(0, 2, committed=2) is Arrival.TAKE
     assert guard.arrive(0, 3, committed=2) is Arrival.TAKE
 
