@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hookstream.config import Settings
 from hookstream.core.control import ReprocessRanges
+from hookstream.errors import TopicError
 from hookstream.kafka.faust_auth import broker_credentials
 from hookstream.kafka.topics import (
     DEDUPE_TABLE,
@@ -233,11 +234,22 @@ def create_worker_app(settings: Settings, reprocess: ReprocessRanges | None = No
     return app
 
 
+def require_topics(settings: Settings) -> None:
+    """Refuse to start without every topic the worker reads or writes (the lane tables'
+    changelogs are new in an upgrade): Faust would wait for them forever."""
+    from hookstream.kafka.admin import describe_topics
+
+    missing = [state.spec.name for state in describe_topics(settings) if not state.exists]
+    if missing:
+        raise TopicError(f"missing topics: {', '.join(missing)} (run `hookstream topics create`)")
+
+
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM."""
     from faust.worker import Worker
 
     broker_credentials(settings.kafka.client)  # CA and certificate files load before any I/O
+    require_topics(settings)
     worker_data_dir(settings).mkdir(parents=True, exist_ok=True)
     app = create_worker_app(settings, read_reprocess_ranges(settings))
     # Logging is set up already (hookstream.telemetry): Faust keeps our JSON handler, and its

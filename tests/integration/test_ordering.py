@@ -18,10 +18,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 
 from hookstream.config import Settings
 from hookstream.core import headers as h
-from hookstream.kafka.clients import producer_config
+from hookstream.kafka.clients import client_config, producer_config
+from hookstream.kafka.topics import PARKED_TABLE, changelog_topic
 from schemas import Envelope, encode_envelope
 from tests.conftest import ROOT, STANDARD_SECRET
 from tests.integration.test_lanes import kill, wait_for_no_lag
@@ -280,3 +282,22 @@ async def test_parked_lanes_survive_a_rebalance_and_a_sigkill(
         assert delivered[entity] == order, f"{entity}: {delivered[entity]} != {order}"
     duplicates = len(flaky_sink.received) - len(plan)
     print(f"SIGKILL with {in_flight} requests in flight: {duplicates} duplicate deliveries")
+
+
+@pytest.mark.timeout(120)
+async def test_a_worker_without_the_lane_tables_topics_refuses_to_start(
+    make_settings, flaky_sink
+) -> None:
+    """An upgrade that did not run `hookstream topics create`: the worker says what is
+    missing and exits, rather than wait for Faust's tables forever."""
+    settings, config = ordering_settings(make_settings, flaky_sink, ["1s"])
+    missing = changelog_topic(settings, PARKED_TABLE)
+    admin = AdminClient(client_config(settings))
+    admin.delete_topics([missing], operation_timeout=10)[missing].result()
+    deadline = time.monotonic() + 30
+    while missing in admin.list_topics(timeout=10).topics and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    started = await asyncio.to_thread(hookstream, config, "worker")
+    assert started.returncode == 1, started.stdout + started.stderr
+    assert missing in started.stderr
+    assert "hookstream topics create" in started.stderr
