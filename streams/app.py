@@ -10,12 +10,14 @@ from typing import Any
 
 import faust
 import structlog
+from aiokafka import errors as kafka_errors
 from faust.web import Request, Response, View
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hookstream.config import Settings
 from hookstream.core.control import ReprocessRanges
+from hookstream.errors import BrokerDenied, PublishRefused
 from hookstream.kafka.faust_auth import broker_credentials
 from hookstream.kafka.topics import (
     DEDUPE_TABLE,
@@ -85,6 +87,20 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     )
 
 
+# Kafka will never take the record as it is.
+_TOO_LARGE = (
+    kafka_errors.MessageSizeTooLargeError,
+    kafka_errors.RecordTooLargeError,
+    kafka_errors.RecordListTooLargeError,
+)
+# Kafka refuses this client: a configuration or ACL problem an operator must fix.
+_DENIED = (
+    kafka_errors.TopicAuthorizationFailedError,
+    kafka_errors.ClusterAuthorizationFailedError,
+    kafka_errors.TransactionalIdAuthorizationFailed,
+)
+
+
 class FaustPublisher:
     """Publishes through Faust's producer, so exactly-once mode covers these writes too."""
 
@@ -132,6 +148,13 @@ class FaustPublisher:
                 return
             except asyncio.CancelledError:
                 raise
+            except _TOO_LARGE as exc:
+                raise PublishRefused(f"{type(exc).__name__}: {exc}") from None
+            except _DENIED as exc:
+                # No retry can help and no record of this worker can be written: stop loudly.
+                log.critical("publish_denied", topic=topic, error=f"{type(exc).__name__}: {exc}")
+                await self._app.crash(exc)
+                raise BrokerDenied(f"Kafka denied writing to {topic}: {exc}") from None
             except Exception as exc:
                 log.warning("publish_retrying", topic=topic, error=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(delay)
@@ -167,6 +190,7 @@ def create_worker_app(settings: Settings, reprocess: ReprocessRanges | None = No
         publisher,
         reprocess=ranges.contains,
         stopping=lambda: bool(app.should_stop),
+        transactional=settings.processing_guarantee == "exactly_once",
     )
     # Topics the worker writes to; declared so Faust knows them (all pre-created).
     for name in (dlq_topic(settings), audit_topic(settings)):

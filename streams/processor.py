@@ -8,6 +8,7 @@ writes to a retry tier or the DLQ, the audit record, logs and metrics.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
@@ -27,6 +28,7 @@ from hookstream.core.headers import (
     poison_headers,
     read_retry_state,
     source_of,
+    trim_history,
 )
 from hookstream.core.outcome import (
     Arrived,
@@ -38,11 +40,13 @@ from hookstream.core.outcome import (
     ToRetry,
     admit,
     arrival_of,
+    dead_letter,
     settle,
 )
 from hookstream.core.protocols import DedupeStore, Publisher
 from hookstream.core.retry import RetryPolicy
 from hookstream.core.routing import AttemptResult, Verdict, matching_destinations
+from hookstream.errors import BrokerDenied, PublishRefused
 from hookstream.kafka.topics import audit_topic, dlq_topic, retry_topic
 from hookstream.metrics import EVENTS, PROCESSING_SECONDS
 from schemas import Envelope, EnvelopeError, decode_envelope
@@ -92,6 +96,7 @@ class EventProcessor:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         stopping: Callable[[], bool] = lambda: False,
+        transactional: bool = False,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -100,6 +105,9 @@ class EventProcessor:
         self._reprocess = reprocess
         self._clock = clock
         self._stopping = stopping
+        # exactly_once: a round's Kafka writes are in a transaction that a crash aborts,
+        # while its dedupe row is already in local RocksDB (see `core.dedupe.decide`).
+        self._transactional = transactional
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self._policy = RetryPolicy(tuple(settings.retry.schedule), settings.retry.jitter)
         self._dlq = dlq_topic(settings)
@@ -126,7 +134,7 @@ class EventProcessor:
         ):
             try:
                 await self._process(record)
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, BrokerDenied):
                 raise
             except Exception as exc:
                 # A bug of ours, not the event's: the record goes to the DLQ rather than
@@ -166,12 +174,17 @@ class EventProcessor:
             if not await self._wait_until(state.not_before):
                 await self._defer(record)
                 return
-            outcome = await self._decide(event, envelope)
-            await self._carry_out(record, event, outcome)
+            origin = (
+                f"{record.topic}/{record.partition}/{record.offset}"
+                if self._transactional
+                else None
+            )
+            outcome = await self._decide(event, envelope, origin)
+            await self._carry_out(record, event, outcome, origin)
         finally:
             structlog.contextvars.unbind_contextvars("event_id", "source")
 
-    async def _decide(self, event: Arrived, envelope: Envelope) -> Outcome:
+    async def _decide(self, event: Arrived, envelope: Envelope, origin: str | None) -> Outcome:
         """Ask the core what to do, run the attempts it asks for, ask it again."""
         admitted = admit(
             event,
@@ -179,6 +192,7 @@ class EventProcessor:
             matching_destinations(self._settings.destinations, event.source, event.event_type),
             self._clock(),
             self._settings.dedupe.ttl,
+            origin,
         )
         if isinstance(admitted, Outcome):
             return admitted
@@ -199,19 +213,41 @@ class EventProcessor:
 
         return list(await asyncio.gather(*(attempt(name) for name in delivery.targets)))
 
-    async def _carry_out(self, record: Incoming, event: Arrived, outcome: Outcome) -> None:
+    async def _carry_out(
+        self, record: Incoming, event: Arrived, outcome: Outcome, origin: str | None = None
+    ) -> None:
         """Write where the outcome sends the record, then remember it, then tell."""
         route = outcome.route
         if isinstance(route, ToRetry | ToDeadLetter):
             topic = (
                 retry_topic(self._settings, route.tier) if isinstance(route, ToRetry) else self._dlq
             )
-            # The same partition number as the record's: the dedupe shard stays with the event.
-            await self._publisher.publish(
-                topic, record.key, record.value, outcome.headers, partition=record.partition
-            )
+            try:
+                # Same partition number as the record's: the dedupe shard stays with the event.
+                await self._publisher.publish(
+                    topic, record.key, record.value, outcome.headers, partition=record.partition
+                )
+            except PublishRefused as exc:
+                # Its retry history made the record larger than Kafka takes: retrying the
+                # write cannot help, so it goes to the DLQ with the history cut short.
+                outcome = dead_letter(
+                    event,
+                    outcome.state,
+                    outcome.delivered,
+                    f"record too large for {topic}: {exc}",
+                    self._clock(),
+                    outcome.steps,
+                )
+                await self._publisher.publish(
+                    self._dlq,
+                    record.key,
+                    record.value,
+                    trim_history(outcome.headers),
+                    partition=record.partition,
+                )
         if outcome.dedupe is not None:
-            self._store.put(dedupe_key(event.source, event.event_id), outcome.dedupe)
+            remembered = dataclasses.replace(outcome.dedupe, origin=origin)
+            self._store.put(dedupe_key(event.source, event.event_id), remembered)
         _log_outcome(outcome, event)
         EVENTS.labels(event.source, outcome.kind.value).inc()
         await self._write_audit(event, outcome.steps)
@@ -247,9 +283,18 @@ class EventProcessor:
             self._clock(),
             f"{record.topic}/{record.partition}/{record.offset}",
         )
-        await self._publisher.publish(
-            self._dlq, record.key, record.value, headers, partition=record.partition
-        )
+        try:
+            await self._publisher.publish(
+                self._dlq, record.key, record.value, headers, partition=record.partition
+            )
+        except PublishRefused:
+            await self._publisher.publish(
+                self._dlq,
+                record.key,
+                record.value,
+                trim_history(headers),
+                partition=record.partition,
+            )
         log.error("dead_lettered_raw", reason=reason, topic=record.topic, offset=record.offset)
         source = source_of(record.headers)
         known = source if source in self._settings.sources else "unknown"
@@ -257,7 +302,16 @@ class EventProcessor:
 
     async def _write_audit(self, event: Arrived, steps: tuple[AuditStep, ...]) -> None:
         """One audit record per processing round: audit writes are the worker's second-largest
-        cost after the dedupe table's changelog."""
+        cost after the dedupe table's changelog. Best effort: the event's fate is settled and
+        remembered by now, so a failed audit write is logged, never a reason to redo it."""
+        try:
+            await self._emit_audit(event, steps)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("audit_write_failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def _emit_audit(self, event: Arrived, steps: tuple[AuditStep, ...]) -> None:
         if not steps:
             return
         span = trace.get_current_span().get_span_context()
