@@ -316,6 +316,9 @@ def describe_event(source: SourceRules, headers: Mapping[str, str], body: bytes)
             _raise_if_not_json(doc, id_locators)
             raise UnusableEvent("missing_event_id", "no event id at " + " or ".join(id_locators))
         event_id = found
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in event_id):
+        # It travels as the `webhook-id` header of every delivery: CR/LF there would break it.
+        raise UnusableEvent("bad_event_id", "the event id contains control characters")
     event_type = _optional(source.event_type, defaults.event_type, headers, doc)
     entity_id = _optional(source.entity_id, defaults.entity_id, headers, doc)
     return EventFacts(event_id=event_id, event_type=event_type, entity_id=entity_id or event_id)
