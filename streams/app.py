@@ -238,7 +238,10 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM."""
     from faust.worker import Worker
 
+    from hookstream.kafka.admin import check_worker_topics
+
     broker_credentials(settings.kafka.client)  # CA and certificate files load before any I/O
+    check_worker_topics(settings)
     worker_data_dir(settings).mkdir(parents=True, exist_ok=True)
     app = create_worker_app(settings, read_reprocess_ranges(settings))
     # Logging is set up already (hookstream.telemetry): Faust keeps our JSON handler, and its
