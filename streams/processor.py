@@ -21,7 +21,8 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
 from hookstream.config import Settings
-from hookstream.core.dedupe import DedupeRecord, dedupe_key
+from hookstream.core.dedupe import Arrival, DedupeRecord, dedupe_key
+from hookstream.core.events import body_dedupe_id, signs_body_only
 from hookstream.core.headers import (
     TRACE_HEADERS,
     HeaderError,
@@ -181,6 +182,9 @@ class EventProcessor:
             )
             outcome = await self._decide(event, envelope, origin)
             await self._carry_out(record, event, outcome, origin)
+            if outcome.dedupe is not None and self._body_only(event.source):
+                remembered = dataclasses.replace(outcome.dedupe, origin=origin)
+                self._store.put(dedupe_key(event.source, body_dedupe_id(envelope.body)), remembered)
         finally:
             structlog.contextvars.unbind_contextvars("event_id", "source")
 
@@ -188,7 +192,7 @@ class EventProcessor:
         """Ask the core what to do, run the attempts it asks for, ask it again."""
         admitted = admit(
             event,
-            self._store.get(dedupe_key(event.source, event.event_id)),
+            self._known(event, envelope),
             matching_destinations(self._settings.destinations, event.source, event.event_type),
             self._clock(),
             self._settings.dedupe.ttl,
@@ -198,6 +202,18 @@ class EventProcessor:
             return admitted
         results = await self._attempt_all(admitted, envelope)
         return settle(admitted, results, self._clock(), self._policy, self._rng)
+
+    def _known(self, event: Arrived, envelope: Envelope) -> DedupeRecord | None:
+        """What the table remembers of the event: by its id, or, for a new arrival of a
+        source that signs only the body, by that body (the same request under a new id)."""
+        known = self._store.get(dedupe_key(event.source, event.event_id))
+        if known is None and event.arrival is Arrival.NEW and self._body_only(event.source):
+            known = self._store.get(dedupe_key(event.source, body_dedupe_id(envelope.body)))
+        return known
+
+    def _body_only(self, source: str) -> bool:
+        settings = self._settings.sources.get(source)
+        return settings is not None and signs_body_only(settings)
 
     async def _attempt_all(self, delivery: Delivery, envelope: Envelope) -> list[AttemptResult]:
         """One attempt at each target, all at once."""

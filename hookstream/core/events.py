@@ -293,6 +293,24 @@ def _first(locators: tuple[str, ...], headers: Mapping[str, str], body: _Body) -
     return None
 
 
+# Schemes whose signature covers the body only: neither the id header nor a timestamp is
+# signed, so a captured request can be re-sent under a new id at any later time.
+_BODY_ONLY_SCHEMES = frozenset({"github", "shopify"})
+
+
+def signs_body_only(source: SourceRules) -> bool:
+    """True if a request of this source can be replayed under a new event id: the worker
+    then dedupes it on a digest of the signed body as well."""
+    if source.scheme == "hmac":
+        return not source.timestamp_header
+    return source.scheme in _BODY_ONLY_SCHEMES
+
+
+def body_dedupe_id(body: bytes) -> str:
+    """The pseudo event id under which a body-only-signed body is remembered."""
+    return "body:" + hashlib.sha256(body).hexdigest()
+
+
 def describe_event(source: SourceRules, headers: Mapping[str, str], body: bytes) -> EventFacts:
     """Event id, type and entity id of an authentic request; UnusableEvent if no id."""
     defaults = default_locators(source.scheme, headers)

@@ -269,3 +269,42 @@ def record_time() -> Any:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(NOW, UTC)
+
+
+def github_record(event_id: str, body: bytes, offset: int) -> Any:
+    from schemas import encode_envelope
+    from streams.processor import Incoming
+
+    envelope = Envelope(
+        event_id=event_id,
+        source="gh",
+        entity_id="repo_1",
+        body=body,
+        received_at=record_time(),
+        event_type="push",
+    )
+    headers = dict(h.event_headers(event_id, "gh", "push"))
+    return Incoming("webhooks.events", 0, offset, b"repo_1", encode_envelope(envelope), headers)
+
+
+async def test_a_body_only_signed_request_resent_under_a_new_id_is_a_duplicate() -> None:
+    config = Settings(
+        sources={"gh": {"scheme": "github", "secrets": ["s"]}},
+        destinations={"billing": {"url": "http://127.0.0.1:1/a", "sources": ["gh"]}},
+    )
+    worker, _, _, deliverer = processor({"billing": Verdict.DELIVERED}, config=config)
+    await worker.process_one(github_record("delivery-1", b'{"after":"abc"}', 1))
+    await worker.process_one(github_record("delivery-2", b'{"after":"abc"}', 2))
+    await worker.process_one(github_record("delivery-3", b'{"after":"def"}', 3))
+    assert deliverer.calls == ["billing", "billing"]
+
+
+async def test_a_timestamped_source_is_not_deduped_on_its_body() -> None:
+    config = Settings(
+        sources={"gh": {"scheme": "stripe", "secrets": ["whsec_x"]}},
+        destinations={"billing": {"url": "http://127.0.0.1:1/a", "sources": ["gh"]}},
+    )
+    worker, _, _, deliverer = processor({"billing": Verdict.DELIVERED}, config=config)
+    await worker.process_one(github_record("evt_1", b'{"same":1}', 1))
+    await worker.process_one(github_record("evt_2", b'{"same":1}', 2))
+    assert deliverer.calls == ["billing", "billing"]
