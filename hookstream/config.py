@@ -80,6 +80,14 @@ class IngressSettings(_Section):
     max_body_bytes: int = Field(default=1_048_576, ge=1)
     produce_timeout: Duration = 5.0
     retry_after: int = Field(default=5, ge=1)
+    # A body that has not fully arrived by then is refused with 408: slow clients hold no
+    # memory or connection for long.
+    body_timeout: Duration = 10.0
+    # Webhook requests handled at once; past it the ingress answers 503 + Retry-After.
+    max_concurrent_requests: int = Field(default=1024, ge=1)
+    # The producer's local queue: past it the ingress answers 503 (never grows unbounded
+    # while the broker is away).
+    producer_queue_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 
 
 class WorkerSettings(_Section):

@@ -24,3 +24,11 @@ class TopicError(HookstreamError):
 
 class PermanentFailure(HookstreamError):
     """Raised by a handler to say retrying cannot help: the event goes to the DLQ at once."""
+
+
+class PublishRefused(HookstreamError):
+    """Kafka will never take this record as it is (too large): retrying cannot help."""
+
+
+class BrokerDenied(HookstreamError):
+    """Kafka refuses this client (authorization): the worker cannot do its work at all."""

@@ -44,6 +44,7 @@ VERIFIERS = web.AppKey("verifiers", dict[str, Verifier])
 HANDSHAKES = web.AppKey("handshakes", dict[str, Handshake])
 READINESS = web.AppKey("readiness", dict[str, Any])
 REPLAYS = web.AppKey("replays", ReplayCache)
+BUSY = web.AppKey("busy", list[int])  # webhook requests being handled, in a one-item list
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -85,6 +86,8 @@ async def errors_to_status(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("ingress_internal_error", source=label)
         response = problem(500, "internal error", "the gateway failed; the event was not accepted")
+    if response.status == 408:
+        response.force_close()  # the rest of that body must not be read as a next request
     if request.path.startswith("/webhooks/"):
         INGRESS_REQUESTS.labels(label, str(response.status)).inc()
     return response
@@ -92,12 +95,29 @@ async def errors_to_status(request: web.Request, handler: Handler) -> web.Stream
 
 async def receive_webhook(request: web.Request) -> web.Response:
     """POST /webhooks/{source}: verify, envelope, produce, answer after the broker ack."""
-    name = request.match_info["source"]
     settings = request.app[SETTINGS]
+    busy = request.app[BUSY]
+    if busy[0] >= settings.ingress.max_concurrent_requests:
+        raise CannotEnqueue("too many requests in flight")
+    busy[0] += 1
+    try:
+        return await _receive(request, settings)
+    finally:
+        busy[0] -= 1
+
+
+async def _receive(request: web.Request, settings: Settings) -> web.Response:
+    name = request.match_info["source"]
     source = settings.sources.get(name)
     if source is None:
         raise web.HTTPNotFound(text=f"unknown source {name!r}")
-    body = await _read_body(request, settings.ingress.max_body_bytes)
+    try:
+        async with asyncio.timeout(settings.ingress.body_timeout):
+            body = await _read_body(request, settings.ingress.max_body_bytes)
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(
+            text=f"the body did not arrive within {settings.ingress.body_timeout:g}s"
+        ) from None
     received = time.time()
     verified = request.app[VERIFIERS][name].verify(
         request.headers, body, received, request.query_string
@@ -261,7 +281,13 @@ def build_handshakes(settings: Settings) -> dict[str, Handshake]:
 async def _producer_lifecycle(app: web.Application) -> Any:
     settings = app[SETTINGS]
     producer = EventProducer(
-        producer_config(settings, **{"message.max.bytes": max_record_bytes(settings)}),
+        producer_config(
+            settings,
+            **{
+                "message.max.bytes": max_record_bytes(settings),
+                "queue.buffering.max.kbytes": max(1, settings.ingress.producer_queue_bytes // 1024),
+            },
+        ),
         deadline=settings.ingress.produce_timeout,
     )
     producer.start()
@@ -283,6 +309,7 @@ def create_app(settings: Settings) -> web.Application:
     app[HANDSHAKES] = build_handshakes(settings)
     app[READINESS] = {}
     app[REPLAYS] = ReplayCache()
+    app[BUSY] = [0]
     app.cleanup_ctx.append(_producer_lifecycle)
     app.router.add_post("/webhooks/{source}", receive_webhook)
     app.router.add_get("/healthz", healthz)

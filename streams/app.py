@@ -11,13 +11,14 @@ from typing import Any
 
 import faust
 import structlog
+from aiokafka import errors as kafka_errors
 from faust.web import Request, Response, View
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hookstream.config import Settings
 from hookstream.core.control import ReprocessRanges
-from hookstream.errors import TopicError
+from hookstream.errors import BrokerDenied, PublishRefused
 from hookstream.kafka.faust_auth import broker_credentials
 from hookstream.kafka.topics import (
     DEDUPE_TABLE,
@@ -91,6 +92,20 @@ def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     )
 
 
+# Kafka will never take the record as it is.
+_TOO_LARGE = (
+    kafka_errors.MessageSizeTooLargeError,
+    kafka_errors.RecordTooLargeError,
+    kafka_errors.RecordListTooLargeError,
+)
+# Kafka refuses this client: a configuration or ACL problem an operator must fix.
+_DENIED = (
+    kafka_errors.TopicAuthorizationFailedError,
+    kafka_errors.ClusterAuthorizationFailedError,
+    kafka_errors.TransactionalIdAuthorizationFailed,
+)
+
+
 class FaustPublisher:
     """Publishes through Faust's producer, so exactly-once mode covers these writes too."""
 
@@ -138,6 +153,13 @@ class FaustPublisher:
                 return
             except asyncio.CancelledError:
                 raise
+            except _TOO_LARGE as exc:
+                raise PublishRefused(f"{type(exc).__name__}: {exc}") from None
+            except _DENIED as exc:
+                # No retry can help and no record of this worker can be written: stop loudly.
+                log.critical("publish_denied", topic=topic, error=f"{type(exc).__name__}: {exc}")
+                await self._app.crash(exc)
+                raise BrokerDenied(f"Kafka denied writing to {topic}: {exc}") from None
             except Exception as exc:
                 log.warning("publish_retrying", topic=topic, error=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(delay)
@@ -173,6 +195,7 @@ def create_worker_app(settings: Settings, reprocess: ReprocessRanges | None = No
         publisher,
         reprocess=ranges.contains,
         stopping=lambda: bool(app.should_stop),
+        transactional=settings.processing_guarantee == "exactly_once",
     )
     # Topics the worker writes to; declared so Faust knows them (all pre-created).
     for name in (dlq_topic(settings), audit_topic(settings)):
@@ -234,22 +257,14 @@ def create_worker_app(settings: Settings, reprocess: ReprocessRanges | None = No
     return app
 
 
-def require_topics(settings: Settings) -> None:
-    """Refuse to start without every topic the worker reads or writes (the lane tables'
-    changelogs are new in an upgrade): Faust would wait for them forever."""
-    from hookstream.kafka.admin import describe_topics
-
-    missing = [state.spec.name for state in describe_topics(settings) if not state.exists]
-    if missing:
-        raise TopicError(f"missing topics: {', '.join(missing)} (run `hookstream topics create`)")
-
-
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Run the worker in the foreground until SIGINT/SIGTERM."""
     from faust.worker import Worker
 
+    from hookstream.kafka.admin import check_worker_topics
+
     broker_credentials(settings.kafka.client)  # CA and certificate files load before any I/O
-    require_topics(settings)
+    check_worker_topics(settings)
     worker_data_dir(settings).mkdir(parents=True, exist_ok=True)
     app = create_worker_app(settings, read_reprocess_ranges(settings))
     # Logging is set up already (hookstream.telemetry): Faust keeps our JSON handler, and its

@@ -134,6 +134,12 @@ class Deliverer:
             return AttemptResult(name, Verdict.PERMANENT, f"PermanentFailure: {exc}")
         except TimeoutError:
             return AttemptResult(name, Verdict.RETRYABLE, f"handler timed out after {timeout:g}s")
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the worker is stopping this lane: not the handler's doing
+            # The handler cancelled something of its own and let it escape: a failed attempt.
+            return AttemptResult(name, Verdict.RETRYABLE, f"CancelledError: {exc}")
         except Exception as exc:  # a handler's failure of any kind is a failed attempt
             return AttemptResult(name, Verdict.RETRYABLE, f"{type(exc).__name__}: {exc}")
         return AttemptResult(name, Verdict.DELIVERED)

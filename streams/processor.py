@@ -8,6 +8,7 @@ writes to a retry tier or the DLQ, the audit record, logs and metrics.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import time
@@ -20,13 +21,15 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
 from hookstream.config import Settings
-from hookstream.core.dedupe import DedupeRecord, DedupeState, dedupe_key
+from hookstream.core.dedupe import Arrival, DedupeRecord, DedupeState, dedupe_key
+from hookstream.core.events import body_dedupe_id, signs_body_only
 from hookstream.core.headers import (
     TRACE_HEADERS,
     HeaderError,
     poison_headers,
     read_retry_state,
     source_of,
+    trim_history,
 )
 from hookstream.core.outcome import (
     Arrived,
@@ -38,11 +41,13 @@ from hookstream.core.outcome import (
     ToRetry,
     admit,
     arrival_of,
+    dead_letter,
     settle,
 )
 from hookstream.core.protocols import DedupeStore, Publisher
 from hookstream.core.retry import RetryPolicy
 from hookstream.core.routing import AttemptResult, Verdict, matching_destinations
+from hookstream.errors import BrokerDenied, PublishRefused
 from hookstream.kafka.topics import audit_topic, dlq_topic, retry_topic
 from hookstream.metrics import EVENTS, PROCESSING_SECONDS
 from schemas import Envelope, EnvelopeError, decode_envelope
@@ -92,6 +97,7 @@ class EventProcessor:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         stopping: Callable[[], bool] = lambda: False,
+        transactional: bool = False,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -100,6 +106,9 @@ class EventProcessor:
         self._reprocess = reprocess
         self._clock = clock
         self._stopping = stopping
+        # exactly_once: a round's Kafka writes are in a transaction that a crash aborts,
+        # while its dedupe row is already in local RocksDB (see `core.dedupe.decide`).
+        self._transactional = transactional
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
         self._policy = RetryPolicy(tuple(settings.retry.schedule), settings.retry.jitter)
         self._dlq = dlq_topic(settings)
@@ -131,7 +140,7 @@ class EventProcessor:
         ):
             try:
                 outcome = await self._process(record)
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, BrokerDenied):
                 raise
             except Exception as exc:
                 # A bug of ours, not the event's: the record goes to the DLQ rather than
@@ -172,25 +181,46 @@ class EventProcessor:
             if not await self._wait_until(state.not_before):
                 await self._defer(record)
                 return None
-            outcome = await self._decide(event, envelope)
-            await self._carry_out(record, event, outcome)
+            origin = (
+                f"{record.topic}/{record.partition}/{record.offset}"
+                if self._transactional
+                else None
+            )
+            outcome = await self._decide(event, envelope, origin)
+            outcome = await self._carry_out(record, event, outcome, origin)
+            if outcome.dedupe is not None and self._body_only(event.source):
+                remembered = dataclasses.replace(outcome.dedupe, origin=origin)
+                self._store.put(dedupe_key(event.source, body_dedupe_id(envelope.body)), remembered)
             return outcome
         finally:
             structlog.contextvars.unbind_contextvars("event_id", "source")
 
-    async def _decide(self, event: Arrived, envelope: Envelope) -> Outcome:
+    async def _decide(self, event: Arrived, envelope: Envelope, origin: str | None) -> Outcome:
         """Ask the core what to do, run the attempts it asks for, ask it again."""
         admitted = admit(
             event,
-            self._store.get(dedupe_key(event.source, event.event_id)),
+            self._known(event, envelope),
             matching_destinations(self._settings.destinations, event.source, event.event_type),
             self._clock(),
             self._settings.dedupe.ttl,
+            origin,
         )
         if isinstance(admitted, Outcome):
             return admitted
         results = await self._attempt_all(admitted, envelope)
         return settle(admitted, results, self._clock(), self._policy, self._rng)
+
+    def _known(self, event: Arrived, envelope: Envelope) -> DedupeRecord | None:
+        """What the table remembers of the event: by its id, or, for a new arrival of a
+        source that signs only the body, by that body (the same request under a new id)."""
+        known = self._store.get(dedupe_key(event.source, event.event_id))
+        if known is None and event.arrival is Arrival.NEW and self._body_only(event.source):
+            known = self._store.get(dedupe_key(event.source, body_dedupe_id(envelope.body)))
+        return known
+
+    def _body_only(self, source: str) -> bool:
+        settings = self._settings.sources.get(source)
+        return settings is not None and signs_body_only(settings)
 
     async def _attempt_all(self, delivery: Delivery, envelope: Envelope) -> list[AttemptResult]:
         """One attempt at each target, all at once."""
@@ -206,22 +236,46 @@ class EventProcessor:
 
         return list(await asyncio.gather(*(attempt(name) for name in delivery.targets)))
 
-    async def _carry_out(self, record: Incoming, event: Arrived, outcome: Outcome) -> None:
-        """Write where the outcome sends the record, then remember it, then tell."""
+    async def _carry_out(
+        self, record: Incoming, event: Arrived, outcome: Outcome, origin: str | None = None
+    ) -> Outcome:
+        """Write where the outcome sends the record, then remember it, then tell. The outcome
+        carried out: a record too large for its retry tier ends in the DLQ instead."""
         route = outcome.route
         if isinstance(route, ToRetry | ToDeadLetter):
             topic = (
                 retry_topic(self._settings, route.tier) if isinstance(route, ToRetry) else self._dlq
             )
-            # The same partition number as the record's: the dedupe shard stays with the event.
-            await self._publisher.publish(
-                topic, record.key, record.value, outcome.headers, partition=record.partition
-            )
+            try:
+                # Same partition number as the record's: the dedupe shard stays with the event.
+                await self._publisher.publish(
+                    topic, record.key, record.value, outcome.headers, partition=record.partition
+                )
+            except PublishRefused as exc:
+                # Its retry history made the record larger than Kafka takes: retrying the
+                # write cannot help, so it goes to the DLQ with the history cut short.
+                outcome = dead_letter(
+                    event,
+                    outcome.state,
+                    outcome.delivered,
+                    f"record too large for {topic}: {exc}",
+                    self._clock(),
+                    outcome.steps,
+                )
+                await self._publisher.publish(
+                    self._dlq,
+                    record.key,
+                    record.value,
+                    trim_history(outcome.headers),
+                    partition=record.partition,
+                )
         if outcome.dedupe is not None:
-            self._store.put(dedupe_key(event.source, event.event_id), outcome.dedupe)
+            remembered = dataclasses.replace(outcome.dedupe, origin=origin)
+            self._store.put(dedupe_key(event.source, event.event_id), remembered)
         _log_outcome(outcome, event)
         EVENTS.labels(event.source, outcome.kind.value).inc()
         await self._write_audit(event, outcome.steps)
+        return outcome
 
     async def _wait_until(self, not_before: float) -> bool:
         """Hold this tier's stream until the record is due (tiers are FIFO by delay).
@@ -267,9 +321,18 @@ class EventProcessor:
             self._clock(),
             f"{record.topic}/{record.partition}/{record.offset}",
         )
-        await self._publisher.publish(
-            self._dlq, record.key, record.value, headers, partition=record.partition
-        )
+        try:
+            await self._publisher.publish(
+                self._dlq, record.key, record.value, headers, partition=record.partition
+            )
+        except PublishRefused:
+            await self._publisher.publish(
+                self._dlq,
+                record.key,
+                record.value,
+                trim_history(headers),
+                partition=record.partition,
+            )
         log.error("dead_lettered_raw", reason=reason, topic=record.topic, offset=record.offset)
         source = source_of(record.headers)
         known = source if source in self._settings.sources else "unknown"
@@ -277,7 +340,16 @@ class EventProcessor:
 
     async def _write_audit(self, event: Arrived | _Audited, steps: tuple[AuditStep, ...]) -> None:
         """One audit record per processing round: audit writes are the worker's second-largest
-        cost after the dedupe table's changelog."""
+        cost after the dedupe table's changelog. Best effort: the event's fate is settled and
+        remembered by now, so a failed audit write is logged, never a reason to redo it."""
+        try:
+            await self._emit_audit(event, steps)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("audit_write_failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def _emit_audit(self, event: Arrived | _Audited, steps: tuple[AuditStep, ...]) -> None:
         if not steps:
             return
         span = trace.get_current_span().get_span_context()

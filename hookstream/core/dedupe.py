@@ -35,13 +35,27 @@ class DedupeRecord:
     state: DedupeState
     at: float
     delivered: tuple[str, ...] = field(default_factory=tuple)
+    # `topic/partition/offset` of the record whose round wrote this row (exactly_once only).
+    origin: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"state": self.state.value, "at": self.at, "delivered": list(self.delivered)}
+        data: dict[str, Any] = {
+            "state": self.state.value,
+            "at": self.at,
+            "delivered": list(self.delivered),
+        }
+        if self.origin is not None:
+            data["origin"] = self.origin
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DedupeRecord:
-        return cls(DedupeState(data["state"]), float(data["at"]), tuple(data.get("delivered", ())))
+        return cls(
+            DedupeState(data["state"]),
+            float(data["at"]),
+            tuple(data.get("delivered", ())),
+            data.get("origin"),
+        )
 
 
 def dedupe_key(source: str, event_id: str) -> str:
@@ -49,16 +63,30 @@ def dedupe_key(source: str, event_id: str) -> str:
 
 
 def decide(
-    record: DedupeRecord | None, now: float, ttl: float, arrival: Arrival = Arrival.NEW
+    record: DedupeRecord | None,
+    now: float,
+    ttl: float,
+    arrival: Arrival = Arrival.NEW,
+    origin: str | None = None,
 ) -> Decision:
-    """Whether to run the effect for this arrival, given what the table remembers."""
+    """Whether to run the effect for this arrival, given what the table remembers.
+
+    `origin` (exactly_once only) is the position of the record being read: a row written by
+    this very record means its round's transaction was aborted (the worker died before the
+    commit), so the retry or DLQ record the row speaks of was never written.
+    """
     if arrival is Arrival.REPROCESS:
         return Decision.NEW
     if record is None or now - record.at > ttl:
         return Decision.RESUME if arrival is Arrival.RETRY else Decision.NEW
     if record.state is DedupeState.DONE:
         return Decision.DUPLICATE
+    if origin is not None and record.origin == origin:
+        return Decision.RESUME
     if record.state is DedupeState.RETRYING:
-        return Decision.RESUME if arrival is Arrival.RETRY else Decision.DUPLICATE
+        # A redrive comes from the DLQ: a round that failed before writing its next tier
+        # left the row "retrying" and dead-lettered the raw record.
+        retried = arrival in (Arrival.RETRY, Arrival.REDRIVE)
+        return Decision.RESUME if retried else Decision.DUPLICATE
     # dead-lettered: only an operator's redrive brings it back
     return Decision.RESUME if arrival is Arrival.REDRIVE else Decision.DUPLICATE

@@ -293,6 +293,24 @@ def _first(locators: tuple[str, ...], headers: Mapping[str, str], body: _Body) -
     return None
 
 
+# Schemes whose signature covers the body only: neither the id header nor a timestamp is
+# signed, so a captured request can be re-sent under a new id at any later time.
+_BODY_ONLY_SCHEMES = frozenset({"github", "shopify"})
+
+
+def signs_body_only(source: SourceRules) -> bool:
+    """True if a request of this source can be replayed under a new event id: the worker
+    then dedupes it on a digest of the signed body as well."""
+    if source.scheme == "hmac":
+        return not source.timestamp_header
+    return source.scheme in _BODY_ONLY_SCHEMES
+
+
+def body_dedupe_id(body: bytes) -> str:
+    """The pseudo event id under which a body-only-signed body is remembered."""
+    return "body:" + hashlib.sha256(body).hexdigest()
+
+
 def describe_event(source: SourceRules, headers: Mapping[str, str], body: bytes) -> EventFacts:
     """Event id, type and entity id of an authentic request; UnusableEvent if no id."""
     defaults = default_locators(source.scheme, headers)
@@ -316,6 +334,9 @@ def describe_event(source: SourceRules, headers: Mapping[str, str], body: bytes)
             _raise_if_not_json(doc, id_locators)
             raise UnusableEvent("missing_event_id", "no event id at " + " or ".join(id_locators))
         event_id = found
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in event_id):
+        # It travels as the `webhook-id` header of every delivery: CR/LF there would break it.
+        raise UnusableEvent("bad_event_id", "the event id contains control characters")
     event_type = _optional(source.event_type, defaults.event_type, headers, doc)
     entity_id = _optional(source.entity_id, defaults.entity_id, headers, doc)
     return EventFacts(event_id=event_id, event_type=event_type, entity_id=entity_id or event_id)

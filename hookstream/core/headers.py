@@ -205,6 +205,27 @@ def retry_headers(
     return headers
 
 
+def trim_history(headers: Iterable[tuple[str, bytes]], keep: int = 1) -> HeaderList:
+    """The headers with only the last `keep` attempts of the history, and the last error cut
+    short: for a record that its history has made larger than Kafka accepts."""
+    trimmed: HeaderList = []
+    for name, value in headers:
+        if name == HISTORY:
+            try:
+                attempts = json.loads(value)
+            except ValueError:
+                attempts = []
+            kept = attempts[-keep:] if keep > 0 and isinstance(attempts, list) else []
+            for attempt in kept:
+                if isinstance(attempt, dict) and isinstance(attempt.get("error"), str):
+                    attempt["error"] = attempt["error"][:1024]
+            value = json.dumps(kept, separators=(",", ":")).encode()
+        elif name == LAST_ERROR:
+            value = value[:1024]
+        trimmed.append((name, value))
+    return trimmed
+
+
 def poison_headers(
     base: Iterable[tuple[str, bytes]], reason: str, now: float, origin: str
 ) -> HeaderList:

@@ -142,7 +142,7 @@ class Arrival(Enum):
 @dataclass(slots=True)
 class _Cursor:
     expected: int  # the next offset this partition must deliver
-    probe: int | None = None  # the first offset seen beyond `expected` since the last take
+    probe: int | None = None  # the earliest offset seen beyond `expected` since the last take
 
 
 class ResumeGuard(Generic[P]):
@@ -170,8 +170,10 @@ class ResumeGuard(Generic[P]):
             cursor.probe = None
             cursor.expected = offset + 1
             return Arrival.TAKE
-        if cursor.probe is None:
-            cursor.probe = offset
+        # The earliest record seen beyond: records fetched before the seek took effect keep
+        # arriving meanwhile, and must not move the probe on (each would ask for another
+        # seek, for ever).
+        cursor.probe = offset if cursor.probe is None else min(cursor.probe, offset)
         return Arrival.SEEK
 
     def resume_point(self, partition: P) -> int:

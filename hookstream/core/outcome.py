@@ -123,10 +123,11 @@ def admit(
     matching: Iterable[str],
     now: float,
     ttl: float,
+    origin: str | None = None,
 ) -> Outcome | Delivery:
     """A duplicate's Outcome, or the Delivery to run: every matching destination that does
-    not have the event yet."""
-    decision = decide(known, now, ttl, event.arrival)
+    not have the event yet. `origin`: see `core.dedupe.decide`."""
+    decision = decide(known, now, ttl, event.arrival, origin)
     if decision is Decision.DUPLICATE:
         return Outcome(
             kind=Kind.DUPLICATE,

@@ -66,20 +66,26 @@ def classify_status(status: int) -> Verdict:
     return Verdict.PERMANENT
 
 
+# The longest Retry-After honoured: a destination's answer (400 digits, say) must not
+# push an event's not-before past what a header, or a float, can hold.
+MAX_RETRY_AFTER = 7 * 24 * 3600.0
+
+
 def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date)."""
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), at most
+    MAX_RETRY_AFTER."""
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return MAX_RETRY_AFTER if len(value) > 9 else min(float(value), MAX_RETRY_AFTER)
     from email.utils import parsedate_to_datetime
 
     try:
         when = parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError):
         return None
-    return max(0.0, when - now)
+    return min(max(0.0, when - now), MAX_RETRY_AFTER)
 
 
 def overall(results: Sequence[AttemptResult]) -> Verdict:

@@ -106,3 +106,23 @@ def _wait_for_leaders(settings: Settings, topics: list[TopicSpec], deadline: flo
                 time.sleep(0.2)
     finally:
         consumer.close()
+
+
+def check_worker_topics(settings: Settings) -> None:
+    """TopicError, naming what to run, unless every topic the worker reads or writes exists
+    co-partitioned: a missing dedupe changelog (a new `worker.group_id`) would otherwise
+    dead-letter every record as an internal error."""
+    states = describe_topics(settings)
+    missing = [s.spec.name for s in states if not s.exists]
+    if missing:
+        raise TopicError(
+            f"missing topic(s) {', '.join(missing)}: run `hookstream topics create` with this "
+            "config first"
+        )
+    mismatched = [
+        f"{s.spec.name} has {s.partitions}" for s in states if s.partitions != s.spec.partitions
+    ]
+    if mismatched:
+        raise TopicError(
+            f"topics must have {settings.topics.partitions} partitions: {', '.join(mismatched)}"
+        )

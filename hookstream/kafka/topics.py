@@ -25,6 +25,13 @@ def max_record_bytes(settings: Settings) -> int:
     return max(1_048_588, settings.ingress.max_body_bytes + 256 * 1024)
 
 
+def min_insync_replicas(replication_factor: int) -> int:
+    """Replicas that must have a record before `acks=all` is answered: every replica up to
+    two, then all but one, so a write is on two brokers before a 202 whenever there are two,
+    and one broker may be down without stopping writes once there are three or more."""
+    return replication_factor if replication_factor <= 2 else replication_factor - 1
+
+
 def retry_topic(settings: Settings, tier: int) -> str:
     return f"{settings.topics.events}.retry.{tier}"
 
@@ -56,7 +63,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     topics = settings.topics
 
     def spec(name: str, purpose: str, **config: str) -> TopicSpec:
-        config = {"max.message.bytes": str(max_record_bytes(settings)), **config}
+        config = {
+            "max.message.bytes": str(max_record_bytes(settings)),
+            "min.insync.replicas": str(min_insync_replicas(topics.replication_factor)),
+            **config,
+        }
         return TopicSpec(name, topics.partitions, topics.replication_factor, config, purpose)
 
     specs = [spec(topics.events, "received events")]
@@ -70,7 +81,10 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             control_topic(settings),
             1,
             topics.replication_factor,
-            {"cleanup.policy": "compact"},
+            {
+                "cleanup.policy": "compact",
+                "min.insync.replicas": str(min_insync_replicas(topics.replication_factor)),
+            },
             "operator instructions to the worker (replay --reprocess)",
         )
     )

@@ -56,11 +56,15 @@ class Move:
 
 
 def live_members(admin: AdminClient, group: str) -> int:
-    future = admin.describe_consumer_groups([group], request_timeout=10)[group]
+    """How many members the group has; ReplayError when Kafka cannot say: moving offsets
+    under running workers is what the check is there to prevent."""
     try:
+        future = admin.describe_consumer_groups([group], request_timeout=10)[group]
         description = future.result()
-    except KafkaException:
-        return 0
+    except KafkaException as exc:
+        raise ReplayError(
+            f"cannot tell whether group {group} has live members ({exc}); nothing was moved"
+        ) from None
     return len(description.members)
 
 

@@ -142,6 +142,19 @@ def test_resume_guard_accepts_a_real_gap_after_one_seek() -> None:
     assert guard.arrive(0, 0, committed=None) is Arrival.DROP
 
 
+def test_resume_guard_settles_when_records_fetched_before_the_seek_keep_arriving() -> None:
+    # After a restart Faust did not know the group's offset yet (None), the group had
+    # committed 8, and records 8, 9, 10 were fetched before the seek back took effect; Faust
+    # then hands 8 again (it drops 0-7 as committed). Seen in the fault suite: the probe
+    # moved to every later record, the partition sought for ever and the fetcher crashed.
+    guard: ResumeGuard[int] = ResumeGuard()
+    assert guard.arrive(0, 8, committed=None) is Arrival.SEEK
+    assert guard.arrive(0, 9, committed=None) is Arrival.SEEK
+    assert guard.arrive(0, 10, committed=None) is Arrival.SEEK
+    assert guard.arrive(0, 8, committed=None) is Arrival.TAKE
+    assert guard.arrive(0, 9, committed=None) is Arrival.TAKE
+
+
 def test_a_record_not_taken_after_all_is_where_its_partition_resumes() -> None:
     guard: ResumeGuard[int] = ResumeGuard()
     assert guard.arrive(0, 3, committed=3) is Arrival.TAKE
