@@ -30,3 +30,23 @@ RETRY_QUEUE_DEPTH = Gauge(
 )
 DLQ_DEPTH = Gauge("hookstream_dlq_depth", "Records in the dead-letter topic")
 IN_FLIGHT = Gauge("hookstream_in_flight", "Records taken by the worker and not yet acknowledged")
+DESTINATION_STATE = Gauge(
+    "hookstream_destination_state",
+    "1 for a destination's current state (closed|half_open|open|paused), 0 for the others",
+    ["destination", "state"],
+)
+DESTINATION_IN_FLIGHT = Gauge(
+    "hookstream_destination_in_flight", "Requests to a destination under way", ["destination"]
+)
+DESTINATION_DEFERRED = Counter(
+    "hookstream_destination_deferred_total",
+    "Events deferred to a retry tier without an attempt, by why (paused|breaker_open|"
+    "max_in_flight|rate_limit|behind_deferred)",
+    ["destination", "reason"],
+)
+DELIVERY_SECONDS = Histogram(
+    "hookstream_delivery_seconds",
+    "Time of one attempt at a destination",
+    ["destination"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)

@@ -183,7 +183,9 @@ class EventProcessor:
         if isinstance(admitted, Outcome):
             return admitted
         results = await self._attempt_all(admitted, envelope)
-        return settle(admitted, results, self._clock(), self._policy, self._rng)
+        outcome = settle(admitted, results, self._clock(), self._policy, self._rng)
+        self._deliverer.settled(envelope, results, isinstance(outcome.route, ToRetry))
+        return outcome
 
     async def _attempt_all(self, delivery: Delivery, envelope: Envelope) -> list[AttemptResult]:
         """One attempt at each target, all at once."""
