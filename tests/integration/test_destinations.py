@@ -290,3 +290,46 @@ async def test_a_rate_limit_holds_under_a_burst(
     times = sorted(t for _, t in dest.requests)
     rate = (len(times) - 1) / (times[-1] - times[0])
     assert 17.0 <= rate <= 23.0, f"received at {rate:.1f}/s"
+
+
+async def test_a_record_not_due_holds_only_its_own_partition_of_the_tier(
+    make_settings, worker_process, ingress_url, destinations
+) -> None:
+    from hookstream.core.headers import EVENT_ID
+    from hookstream.kafka.reading import read_to_end
+    from hookstream.kafka.topics import retry_topic
+
+    dest = destinations()
+    # First attempt: "late" asks for 30 s, the others for 5 s: all land in tier 1 (30 s),
+    # the tier covering both, in write order: "late" first.
+    dest.answer = lambda e, a: (
+        (0.0, 429, {"Retry-After": "30" if e == "late" else "5"}) if a == 1 else (0.0, 204, {})
+    )
+    await destinations.start()
+    settings, config = make_settings(
+        retry={"schedule": ["1s", "30s"], "jitter": 0.0},
+        destinations={"d": {"url": dest.url, "sources": ["std"], "timeout": "2s"}},
+    )
+    worker_process(settings, config)
+    base = await ingress_url(settings)
+    async with aiohttp.ClientSession() as session:
+        await post_signed(session, base, settings, "std", "late", body("late", "x", "late", 0))
+        await asyncio.sleep(0.5)
+        for n in range(8):
+            await post_signed(
+                session, base, settings, "std", f"soon-{n}", body(f"soon-{n}", "x", f"s{n}", n)
+            )
+    posted = time.time()
+
+    def tier_partitions() -> dict[str, int]:
+        records = read_to_end(settings, retry_topic(settings, 1))
+        return {r.headers[EVENT_ID].decode(): r.partition for r in records}
+
+    partitions = await eventually(
+        lambda: len(tier_partitions()) == 9 and tier_partitions(), timeout=20
+    )
+    elsewhere = [e for e, p in partitions.items() if p != partitions["late"]]
+    assert elsewhere, "every event landed in one partition"
+    await eventually(lambda: all(e in dest.delivered for e in elsewhere), timeout=15)
+    assert max(dest.delivered[e] for e in elsewhere) - posted < 12.0  # not after late's 30 s
+    assert "late" not in dest.delivered
