@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections import deque
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
@@ -42,7 +41,7 @@ class LaneDispatcher:
         self._seeks: dict[Any, asyncio.Task[None]] = {}
         self._paused: set[Any] = set()  # partitions whose fetching this dispatcher paused
         # Retry partitions waiting for their head record's not-before time (`_hold`).
-        self._held: dict[Any, deque[tuple[Any, Any, bool]]] = {}  # (stream, event, judged)
+        self._held: dict[Any, tuple[Any, Any]] = {}  # partition -> (stream, event)
         self._releases: dict[Any, asyncio.Task[None]] = {}
         self._room = asyncio.Event()
         self._room.set()
@@ -66,13 +65,11 @@ class LaneDispatcher:
         # Faust's own type: the aiokafka one is equal, but Faust asserts the type it keeps.
         tp = TP(message.topic, message.partition)
         if tp in self._held:
-            self._held[tp].append((stream, event, False))  # fetched before the pause: behind
-            return
+            return  # fetched before its partition was paused: read again after the seek
         while not self._book.has_room():
             self._room.clear()
             await self._room.wait()
         if tp in self._held:  # held while this waited for room
-            self._held[tp].append((stream, event, False))
             return
         if not self._judge(tp, event):
             return
@@ -113,44 +110,47 @@ class LaneDispatcher:
         IN_FLIGHT.set(self._book.in_flight)
 
     def _hold(self, tp: Any, stream: Any, event: Any) -> None:
-        """A retry record that is not due: its partition stops fetching and waits for it, with
-        what was fetched behind it, while the agent goes on with the tier's other partitions
-        (and the other topics). Held records are not taken: they hold no in-flight room."""
-        self._held[tp] = deque([(stream, event, True)])
-        if tp not in self._paused:
-            self._app.consumer.pause_partitions([tp])
+        """A retry record that is not due: its partition stops fetching and waits for it,
+        while the agent goes on with the tier's other partitions (and the other topics).
+        Only this record is kept (it holds no in-flight room); what Faust fetched behind it
+        is passed over and read again once it is taken (Faust drops a paused partition's
+        records from a batch already fetched, so the partition is sought back to the record
+        after it)."""
+        self._held[tp] = (stream, event)
+        self._app.consumer.pause_partitions([tp])
         self._releases[tp] = asyncio.create_task(self._release_when_due(tp))
 
     async def _release_when_due(self, tp: Any) -> None:
-        """Take the held records of a partition in offset order, each once it is due; then
-        fetch the partition again. A stop or a revoke leaves the rest untaken and
-        uncommitted: the partition resumes at the first of them."""
-        held = self._held[tp]
+        """Take the held record once it is due, then fetch its partition again from the
+        record after it. A stop or a revoke leaves it untaken and uncommitted: the partition
+        resumes at it."""
+        stream, event = self._held[tp]
+        offset = event.message.offset
         try:
-            while held:
-                stream, event, judged = held[0]
-                if not judged and not self._judge(tp, event):
-                    held.popleft()
-                    continue
-                held[0] = (stream, event, True)
-                if not await self._due(tp, not_before_of(_headers(event))):
-                    self._guard.rewind(tp, event.message.offset)
-                    log.info(
-                        "retry_deferred_for_shutdown",
-                        topic=tp.topic,
-                        partition=tp.partition,
-                        offset=event.message.offset,
-                        left_in_tier=True,
-                    )
-                    return
-                while not self._book.has_room():
-                    self._room.clear()
-                    await self._room.wait()
-                held.popleft()
-                self._start(tp, stream, event)
+            if not await self._due(tp, not_before_of(_headers(event))):
+                self._guard.rewind(tp, offset)
+                log.info(
+                    "retry_deferred_for_shutdown",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offset=offset,
+                    left_in_tier=True,
+                )
+                return
+            while not self._book.has_room():
+                self._room.clear()
+                await self._room.wait()
             del self._held[tp]
-            if tp not in self._paused and tp in self._app.consumer.assignment():
-                self._app.consumer.resume_partitions([tp])
+            self._start(tp, stream, event)
+            consumer = self._app.consumer
+            self._guard.rewind(tp, offset + 1)
+            # Faust counts the offsets it passed over as gaps that its commit may skip.
+            consumer._gap.pop(tp, None)
+            await consumer.seek(tp, offset + 1)
+            if tp not in self._paused and tp in consumer.assignment():
+                consumer.resume_partitions([tp])
+        except KeyError:
+            pass  # revoked meanwhile: the next assignment starts afresh
         finally:
             if self._releases.get(tp) is asyncio.current_task():
                 del self._releases[tp]
