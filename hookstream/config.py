@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hookstream.core.durations import parse_duration
+from hookstream.core.ratelimit import parse_rate
 from hookstream.errors import ConfigError
 from hookstream.kafka.connection import KafkaConnection
 
@@ -194,6 +195,20 @@ class SourceSettings(_Section):
         return self
 
 
+class BreakerSettings(_Section):
+    """A destination's circuit breaker (hookstream.core.breaker)."""
+
+    failures: int = Field(default=10, ge=1)  # open after this many failures in a row
+    cooldown: Duration = Field(default=30.0, ge=0)  # then one probe after this long
+    ratio: float | None = Field(default=None, gt=0, le=1)  # or this share failed in `window`
+    window: Duration = Field(default=60.0, gt=0)
+    min_attempts: int = Field(default=20, ge=1)  # the ratio counts once the window has these
+
+
+def _rate(value: Any) -> Any:
+    return None if value is None else parse_rate(value)
+
+
 class DestinationSettings(_Section):
     url: str | None = None
     handler: str | None = None
@@ -201,6 +216,13 @@ class DestinationSettings(_Section):
     event_types: list[str] | None = None
     timeout: Duration = 10.0
     secret: SecretStr | None = None
+    # Isolation (docs/architecture.md, "Destinations"): concurrent requests, requests a second
+    # (`50/s`, a token bucket), the breaker (null: none), and how long an event may wait in
+    # its lane for them before it is deferred to a retry tier without spending an attempt.
+    max_in_flight: int = Field(default=64, ge=1)
+    rate_limit: Annotated[float | None, BeforeValidator(_rate)] = None
+    breaker: BreakerSettings | None = Field(default_factory=BreakerSettings)
+    max_wait: Duration = Field(default=2.0, ge=0)
 
     @model_validator(mode="after")
     def _one_target(self) -> DestinationSettings:

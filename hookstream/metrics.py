@@ -45,3 +45,23 @@ PARKED_OVERFLOW = Counter(
     "Records dead-lettered because their lane held worker.max_parked_per_lane parked records",
     ["source"],
 )
+DESTINATION_STATE = Gauge(
+    "hookstream_destination_state",
+    "1 for a destination's current state (closed|half_open|open|paused), 0 for the others",
+    ["destination", "state"],
+)
+DESTINATION_IN_FLIGHT = Gauge(
+    "hookstream_destination_in_flight", "Requests to a destination under way", ["destination"]
+)
+DESTINATION_DEFERRED = Counter(
+    "hookstream_destination_deferred_total",
+    "Events deferred to a retry tier without an attempt, by why (paused|breaker_open|"
+    "max_in_flight|rate_limit|behind_deferred)",
+    ["destination", "reason"],
+)
+DELIVERY_SECONDS = Histogram(
+    "hookstream_delivery_seconds",
+    "Time of one attempt at a destination",
+    ["destination"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)

@@ -32,9 +32,10 @@ from hookstream.kafka.topics import (
     retry_topic,
 )
 from hookstream.telemetry import publish_span
-from streams.control import read_reprocess_ranges
+from streams.control import ControlFollower, read_reprocess_ranges
 from streams.delivery import Deliverer
 from streams.depth import start_depth_gauges
+from streams.destinations import DestinationGates
 from streams.lanes import LaneDispatcher
 from streams.parking import ParkingLot, lane_gauges
 from streams.processor import EventProcessor, FaustDedupeStore
@@ -175,8 +176,11 @@ class FaustPublisher:
         await self._topic(topic).send(key=key, value=value, headers=list(headers))
 
 
-def create_worker_app(settings: Settings, reprocess: ReprocessRanges | None = None) -> faust.App:
-    """The worker: agents over the events topic and each retry tier, deduping through RocksDB."""
+def create_worker_app(
+    settings: Settings, reprocess: ReprocessRanges | None = None, *, follow_control: bool = True
+) -> faust.App:
+    """The worker: agents over the events topic and each retry tier, deduping through RocksDB;
+    with `follow_control`, destination pauses and status through the control topic."""
     app = faust_app(settings)
     partitions = settings.topics.partitions
     table = app.Table(
@@ -188,10 +192,17 @@ def create_worker_app(settings: Settings, reprocess: ReprocessRanges | None = No
     )
     ranges = reprocess or ReprocessRanges()
     publisher = FaustPublisher(app, partitions)
+    # An entity's deferred event holds its place at a destination until it is back from its
+    # tier; past this it is taken as lost (gone to another worker) and the place freed.
+    longest = max(settings.retry.schedule, default=0.0) * (1 + settings.retry.jitter)
+    gates = DestinationGates(settings.destinations, stale_after=2 * longest + 60)
+    follower = ControlFollower(settings, gates)
+    if follow_control:
+        follower.catch_up()  # paused destinations stay paused from the first record on
     processor = EventProcessor(
         settings,
         FaustDedupeStore(table),
-        Deliverer(settings.destinations, lambda: app.http_client),
+        Deliverer(settings.destinations, gates),
         publisher,
         reprocess=ranges.contains,
         stopping=lambda: bool(app.should_stop),
@@ -233,6 +244,13 @@ def create_worker_app(settings: Settings, reprocess: ReprocessRanges | None = No
     def resume_assigned(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
         dispatcher.assigned(args[0])
 
+    if follow_control:
+        app.task(follower.follow)
+
+    async def close_sessions(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
+        await gates.close()
+
+    app.on_before_shutdown.connect(close_sessions)
     app.on_partitions_revoked.connect(stop_revoked_lanes)
     app.on_partitions_assigned.connect(resume_assigned)
 

@@ -18,6 +18,7 @@ from hookstream.core.routing import AttemptResult, Verdict, classify_status, par
 from hookstream.core.signatures import sign_standard, standard_secret
 from hookstream.errors import ConfigError, PermanentFailure
 from schemas import Envelope
+from streams.destinations import DestinationGates
 
 tracer = trace.get_tracer("hookstream.streams")
 Handler = Callable[[Envelope], Any]
@@ -41,12 +42,10 @@ class Deliverer:
     """Runs one attempt of an event at one destination and classifies the result."""
 
     def __init__(
-        self,
-        destinations: Mapping[str, DestinationSettings],
-        session_factory: Callable[[], aiohttp.ClientSession],
+        self, destinations: Mapping[str, DestinationSettings], gates: DestinationGates
     ) -> None:
         self._destinations = destinations
-        self._session_factory = session_factory
+        self._gates = gates
         self._handlers = {
             name: load_handler(name, d.handler) for name, d in destinations.items() if d.handler
         }
@@ -57,6 +56,24 @@ class Deliverer:
         }
 
     async def attempt(self, name: str, envelope: Envelope) -> AttemptResult:
+        """One attempt through the destination's gate (streams/destinations.py), which may
+        defer the event instead (Verdict.DEFERRED)."""
+        return await self._gates.attempt(
+            name,
+            (envelope.source, envelope.entity_id),
+            envelope.event_id,
+            lambda session: self._attempt(name, envelope, session),
+        )
+
+    def settled(self, envelope: Envelope, results: list[AttemptResult], waits: bool) -> None:
+        """The round is over: the gates keep each deferred event's place in its entity's order."""
+        self._gates.settled(
+            (envelope.source, envelope.entity_id), envelope.event_id, results, waits
+        )
+
+    async def _attempt(
+        self, name: str, envelope: Envelope, session: aiohttp.ClientSession | None
+    ) -> AttemptResult:
         destination = self._destinations[name]
         started = time.perf_counter()
         # One span per attempt at one destination. For a URL, the official aiohttp-client
@@ -76,7 +93,10 @@ class Deliverer:
                 result = await self._call_handler(name, envelope, destination.timeout)
             else:
                 assert destination.url is not None
-                result = await self._post(name, destination.url, envelope, destination.timeout)
+                assert session is not None
+                result = await self._post(
+                    session, name, destination.url, envelope, destination.timeout
+                )
             if result.status is not None:
                 span.set_attribute("http.response.status_code", result.status)
             if result.verdict is not Verdict.DELIVERED:
@@ -90,7 +110,14 @@ class Deliverer:
             time.perf_counter() - started,
         )
 
-    async def _post(self, name: str, url: str, envelope: Envelope, timeout: float) -> AttemptResult:
+    async def _post(
+        self,
+        session: aiohttp.ClientSession,
+        name: str,
+        url: str,
+        envelope: Envelope,
+        timeout: float,
+    ) -> AttemptResult:
         timestamp = int(time.time())
         headers = {
             "Content-Type": envelope.content_type or "application/octet-stream",
@@ -106,7 +133,7 @@ class Deliverer:
         # this attempt's traceparent; with it, the instrumentation's CLIENT span replaces it.
         propagate.inject(headers)
         try:
-            async with self._session_factory().post(
+            async with session.post(
                 url,
                 data=envelope.body,
                 headers=headers,

@@ -46,6 +46,9 @@ class LaneDispatcher:
         self._tasks: dict[tuple[Any, Hashable], asyncio.Task[None]] = {}
         self._seeks: dict[Any, asyncio.Task[None]] = {}
         self._paused: set[Any] = set()  # partitions whose fetching this dispatcher paused
+        # Retry partitions waiting for their head record's not-before time (`_hold`).
+        self._held: dict[Any, tuple[Any, Any]] = {}  # partition -> (stream, event)
+        self._releases: dict[Any, asyncio.Task[None]] = {}
         self._room = asyncio.Event()
         self._room.set()
         IN_FLIGHT.set(0)
@@ -67,54 +70,105 @@ class LaneDispatcher:
         message = event.message
         # Faust's own type: the aiokafka one is equal, but Faust asserts the type it keeps.
         tp = TP(message.topic, message.partition)
+        if tp in self._held:
+            return  # fetched before its partition was paused: read again after the seek
         while not self._book.has_room():
             self._room.clear()
             await self._room.wait()
-        consumer = self._app.consumer
-        arrival = self._guard.arrive(tp, message.offset, consumer._committed_offset.get(tp))
+        if tp in self._held:  # held while this waited for room
+            return
+        if not self._judge(tp, event):
+            return
+        if not_before_of(_headers(event)) > time.time():
+            self._hold(tp, stream, event)
+            return
+        self._start(tp, stream, event)
+
+    def _judge(self, tp: Any, event: Any) -> bool:
+        """Whether to take a record at all (the resume guard: see "Resuming where the group
+        committed" in docs/architecture.md)."""
+        offset = event.message.offset
+        arrival = self._guard.arrive(tp, offset, self._app.consumer._committed_offset.get(tp))
         if arrival is Arrival.SEEK:
             log.warning(
                 "record_beyond_resume_point",
                 topic=tp.topic,
                 partition=tp.partition,
-                offset=message.offset,
+                offset=offset,
                 resume_at=self._guard.resume_point(tp),
             )
             if tp not in self._seeks:
                 self._seeks[tp] = asyncio.create_task(self._seek_back(tp))
-            return
-        if arrival is Arrival.DROP:
-            return
-        headers = _headers(event)
-        if not await self._due(tp, not_before_of(headers)):
-            self._guard.rewind(tp, message.offset)
-            log.info(
-                "retry_deferred_for_shutdown",
-                topic=tp.topic,
-                partition=tp.partition,
-                offset=message.offset,
-                left_in_tier=True,
-            )
-            return
-        lane = (source_of(headers), event.key)
+            return False
+        return arrival is not Arrival.DROP
+
+    def _start(self, tp: Any, stream: Any, event: Any) -> None:
+        """Take a record into its lane (the dispatcher has room for it)."""
+        message = event.message
+        lane = (source_of(_headers(event)), event.key)
         if self._book.take(tp, message.offset, lane, (stream, event)):
             task = asyncio.create_task(self._run_lane(tp, lane, message.offset))
             self._tasks[(tp, lane)] = task
         if tp not in self._paused and self._book.partition_full(tp):
             # Fetch no more of this partition; the others keep flowing.
             self._paused.add(tp)
-            consumer.pause_partitions([tp])
+            self._app.consumer.pause_partitions([tp])
         IN_FLIGHT.set(self._book.in_flight)
+
+    def _hold(self, tp: Any, stream: Any, event: Any) -> None:
+        """A retry record that is not due: its partition stops fetching and waits for it,
+        while the agent goes on with the tier's other partitions (and the other topics).
+        Only this record is kept (it holds no in-flight room); what Faust fetched behind it
+        is passed over and read again once it is taken (Faust drops a paused partition's
+        records from a batch already fetched, so the partition is sought back to the record
+        after it)."""
+        self._held[tp] = (stream, event)
+        self._app.consumer.pause_partitions([tp])
+        self._releases[tp] = asyncio.create_task(self._release_when_due(tp))
+
+    async def _release_when_due(self, tp: Any) -> None:
+        """Take the held record once it is due, then fetch its partition again from the
+        record after it. A stop or a revoke leaves it untaken and uncommitted: the partition
+        resumes at it."""
+        stream, event = self._held[tp]
+        offset = event.message.offset
+        try:
+            if not await self._due(tp, not_before_of(_headers(event))):
+                self._guard.rewind(tp, offset)
+                log.info(
+                    "retry_deferred_for_shutdown",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offset=offset,
+                    left_in_tier=True,
+                )
+                return
+            while not self._book.has_room():
+                self._room.clear()
+                await self._room.wait()
+            del self._held[tp]
+            self._start(tp, stream, event)
+            consumer = self._app.consumer
+            self._guard.rewind(tp, offset + 1)
+            # Faust counts the offsets it passed over as gaps that its commit may skip.
+            consumer._gap.pop(tp, None)
+            await consumer.seek(tp, offset + 1)
+            if tp not in self._paused and tp in consumer.assignment():
+                consumer.resume_partitions([tp])
+        except KeyError:
+            pass  # revoked meanwhile: the next assignment starts afresh
+        finally:
+            if self._releases.get(tp) is asyncio.current_task():
+                del self._releases[tp]
 
     def _maybe_resume(self, tp: Any) -> None:
         if tp in self._paused and not self._book.partition_full(tp):
             self._paused.discard(tp)
-            if tp in self._app.consumer.assignment():
+            if tp in self._app.consumer.assignment() and tp not in self._held:
                 self._app.consumer.resume_partitions([tp])
 
     async def _due(self, tp: Any, not_before: float) -> bool:
-        """Wait, before taking it, until a retry record is due: a tier is in due order, so
-        the agent's stream waits, not a lane, and sleeping records hold no in-flight room.
+        """Wait until a held retry record is due.
 
         False if the partition went away or the worker began to stop first: the record is
         not taken, and its partition must resume at it (nothing after it is taken in its
@@ -170,6 +224,9 @@ class LaneDispatcher:
         stopped = self._book.revoke(gone)
         tasks = [self._tasks.pop(key) for key in stopped if key in self._tasks]
         tasks += [self._seeks.pop(tp) for tp in list(self._seeks) if tp in gone]
+        tasks += [self._releases.pop(tp) for tp in list(self._releases) if tp in gone]
+        for tp in gone:
+            self._held.pop(tp, None)  # not taken, not acked: the next owner reads them again
         for task in tasks:
             task.cancel()
         if tasks:
@@ -189,7 +246,7 @@ class LaneDispatcher:
         """The worker is stopping: lanes get `grace` seconds to finish what they run (a retry
         delay is not waited out: the processor defers it), then the rest are stopped and
         read again later."""
-        for task in list(self._seeks.values()):
+        for task in [*self._seeks.values(), *self._releases.values()]:
             task.cancel()
         tasks = list(self._tasks.values())
         if tasks:

@@ -208,7 +208,9 @@ class EventProcessor:
         if isinstance(admitted, Outcome):
             return admitted
         results = await self._attempt_all(admitted, envelope)
-        return settle(admitted, results, self._clock(), self._policy, self._rng)
+        outcome = settle(admitted, results, self._clock(), self._policy, self._rng)
+        self._deliverer.settled(envelope, results, isinstance(outcome.route, ToRetry))
+        return outcome
 
     def _known(self, event: Arrived, envelope: Envelope) -> DedupeRecord | None:
         """What the table remembers of the event: by its id, or, for a new arrival of a

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from hookstream.cli import broker, dlq, events, lanes, pipeline, replay, topics
+from hookstream.cli import broker, destinations, dlq, events, lanes, pipeline, replay, topics
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,5 +30,6 @@ for command in (
     events.events,
     lanes.lanes,
     replay.replay,
+    destinations.destinations,
 ):
     main.add_command(command)

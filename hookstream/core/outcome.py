@@ -27,7 +27,7 @@ from hookstream.core.headers import (
     is_redrive,
     retry_headers,
 )
-from hookstream.core.retry import DeadLetter, RetryPolicy
+from hookstream.core.retry import DeadLetter, RetryPolicy, RetryTier
 from hookstream.core.routing import AttemptResult, Verdict, overall
 
 AuditStep = dict[str, Any]
@@ -164,14 +164,20 @@ def settle(
 ) -> Outcome:
     """The Outcome of one round of attempts (one result per target)."""
     event = delivery.event
+    verdict = overall(results)
     attempt = event.state.attempts + 1
-    tried = tuple(Attempt.of(attempt, now, r) for r in results)
-    state = RetryState(attempt, 0.0, event.state.history + tried)
+    deferred = [r for r in results if r.verdict is Verdict.DEFERRED]
+    tried = tuple(Attempt.of(attempt, now, r) for r in results if r.verdict is not Verdict.DEFERRED)
+    # A round in which nothing failed, only some destinations were deferred, spends no attempt.
+    spent = attempt if verdict is not Verdict.DEFERRED else event.state.attempts
+    state = RetryState(spent, 0.0, event.state.history + tried)
     delivered = tuple(
         sorted(set(delivery.already) | {r.destination for r in results if r.is_delivered})
     )
     steps = delivery.steps + tuple({"kind": "attempt", **a.to_json()} for a in tried)
-    verdict = overall(results)
+    steps += tuple(
+        step("deferred", now, destination=r.destination, reason=r.error) for r in deferred
+    )
     if verdict is Verdict.DELIVERED:
         return Outcome(
             kind=Kind.DELIVERED,
@@ -182,15 +188,17 @@ def settle(
             steps=(*steps, step("delivered", now, attempts=attempt)),
             delivered=delivered,
         )
-    next_step = (
-        policy.next_step(attempt, rng, _longest_retry_after(results))
-        if verdict is Verdict.RETRYABLE
-        else DeadLetter("permanent failure")
-    )
+    next_step: RetryTier | DeadLetter
+    if verdict is Verdict.RETRYABLE:
+        next_step = policy.next_step(attempt, rng, _longest_retry_after(results))
+    elif verdict is Verdict.DEFERRED:
+        next_step = policy.defer_step(_longest_retry_after(results) or 0.0, rng)
+    else:
+        next_step = DeadLetter("permanent failure")
     if isinstance(next_step, DeadLetter):
         return dead_letter(event, state, delivered, next_step.reason, now, steps)
     not_before = now + next_step.delay
-    waiting = RetryState(attempt, not_before, state.history)
+    waiting = RetryState(state.attempts, not_before, state.history)
     return Outcome(
         kind=Kind.RETRY_SCHEDULED,
         route=ToRetry(next_step.index, not_before, next_step.delay),
@@ -204,7 +212,7 @@ def settle(
                 now,
                 tier=next_step.index,
                 not_before=not_before,
-                attempts=attempt,
+                attempts=state.attempts,
                 last_error=waiting.last_error,
             ),
         ),

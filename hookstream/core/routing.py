@@ -39,6 +39,9 @@ class Verdict(StrEnum):
     DELIVERED = "delivered"
     RETRYABLE = "retryable"
     PERMANENT = "permanent"
+    # Not attempted: the destination was paused, its breaker open or its limits full past
+    # the wait allowed. Retried like a retryable failure, without spending an attempt.
+    DEFERRED = "deferred"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,4 +98,6 @@ def overall(results: Sequence[AttemptResult]) -> Verdict:
         return Verdict.PERMANENT
     if any(r.verdict is Verdict.RETRYABLE for r in results):
         return Verdict.RETRYABLE
+    if any(r.verdict is Verdict.DEFERRED for r in results):
+        return Verdict.DEFERRED
     return Verdict.DELIVERED

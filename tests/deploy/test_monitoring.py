@@ -23,6 +23,8 @@ PRODUCT_METRICS = (
     "hookstream_processing_seconds",
     "hookstream_retry_queue_depth",
     "hookstream_dlq_depth",
+    "hookstream_destination_state",
+    "hookstream_delivery_seconds",
 )
 
 # Grafana's template variables, replaced by what they stand for at query time.
@@ -61,7 +63,8 @@ def test_prometheus_config_passes_promtool(promtool: str) -> None:
 
 
 def test_the_product_alerts_ship() -> None:
-    """The four of the product's alerts, and a lane blocked longer than an hour."""
+    """The four of the product's alerts, a lane blocked longer than an hour, and a
+    destination whose breaker stays open."""
     rules = [
         rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]
     ]
@@ -71,6 +74,7 @@ def test_the_product_alerts_ship() -> None:
         "hookstream_dlq_depth": "> 0",
         "hookstream_processing_seconds_bucket": "> 5",
         "hookstream_lane_blocked_seconds": "> 3600",
+        "hookstream_destination_state": "> 0",
     }
     assert len(rules) == len(by_metric)
     for metric, threshold in by_metric.items():
@@ -101,6 +105,7 @@ def test_dashboard_shows_the_operator_views() -> None:
     assert shown("hookstream_retry_queue_depth", "by (tier)"), "retry depth per tier"
     assert shown("hookstream_dlq_depth"), "DLQ depth"
     assert shown("kafka_consumergroup_lag"), "consumer lag"
+    assert shown("hookstream_destination_state", "by (destination, state)"), "destination state"
 
 
 def test_dashboard_queries_are_valid_promql(promtool: str, tmp_path: Path) -> None:

@@ -181,10 +181,16 @@ def test_a_retryable_failure_goes_to_the_first_tier_with_its_headers() -> None:
     assert outcome.steps[-1]["tier"] == 0
 
 
-def test_retry_after_longer_than_the_tier_delay_is_honoured() -> None:
+def test_retry_after_longer_than_the_tier_delay_moves_to_the_covering_tier() -> None:
+    outcome = settle(delivery(), [failed("a", retry_after=100.0)], NOW, POLICY, random.Random(1))
+    assert isinstance(outcome.route, ToRetry)
+    assert (outcome.route.tier, outcome.route.delay) == (1, 100.0)
+
+
+def test_retry_after_is_capped_by_the_longest_tier() -> None:
     outcome = settle(delivery(), [failed("a", retry_after=500.0)], NOW, POLICY, random.Random(1))
     assert isinstance(outcome.route, ToRetry)
-    assert outcome.route.delay == 500.0
+    assert (outcome.route.tier, outcome.route.delay) == (1, 120.0)
 
 
 def test_after_the_last_tier_the_event_is_dead_lettered() -> None:
@@ -244,7 +250,10 @@ def test_settle_invariants(
     )
     delivered_now = {n for n, v in zip(names, outcomes, strict=True) if v is Verdict.DELIVERED}
     assert set(outcome.delivered) == already | delivered_now
-    assert outcome.state.attempts == prior + 1
+    failed = {Verdict.PERMANENT, Verdict.RETRYABLE} & set(outcomes)
+    deferred_only = not failed and Verdict.DEFERRED in outcomes
+    # A round that only deferred some destinations spends no attempt.
+    assert outcome.state.attempts == prior + (0 if deferred_only else 1)
     assert outcome.dedupe is not None
     assert set(outcome.dedupe.delivered) == set(outcome.delivered)
     assert outcome.steps[-1]["kind"] == outcome.kind.value
@@ -253,6 +262,8 @@ def test_settle_invariants(
     elif Verdict.RETRYABLE in outcomes:
         gave_up = prior + 1 > len(POLICY.schedule)
         assert outcome.kind is (Kind.DEAD_LETTERED if gave_up else Kind.RETRY_SCHEDULED)
+    elif deferred_only:
+        assert outcome.kind is Kind.RETRY_SCHEDULED  # however many attempts before
     else:
         assert outcome.kind is Kind.DELIVERED
     # headers are written exactly when the record goes somewhere

@@ -82,6 +82,9 @@ class ScriptedDeliverer:
             raise RuntimeError("a bug in the effect")
         return AttemptResult(name, verdict, f"HTTP {503 if verdict is Verdict.RETRYABLE else 410}")
 
+    def settled(self, envelope: Envelope, results: list[AttemptResult], waits: bool) -> None:
+        pass
+
 
 def settings() -> Settings:
     return Settings(

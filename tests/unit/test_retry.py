@@ -24,10 +24,10 @@ def test_delay_stays_within_jitter(attempts: int, seed: int) -> None:
     assert base * 0.8 <= step.delay <= base * 1.2
 
 
-def test_retry_after_is_honoured_when_longer() -> None:
+def test_retry_after_is_honoured_when_longer_in_the_tier_covering_it() -> None:
     step = POLICY.next_step(1, random.Random(0), retry_after=500)
     assert isinstance(step, RetryTier)
-    assert step.index == 0
+    assert step.index == 2  # 600 s covers it; tier 0 is left to the 30 s retries
     assert step.delay == 500
 
 

@@ -23,6 +23,7 @@ from hookstream.errors import PublishRefused
 from schemas import Envelope
 from streams.app import FaustPublisher
 from streams.delivery import Deliverer
+from streams.destinations import DestinationGates
 from streams.processor import EventProcessor
 from tests.unit.test_processor import (
     NOW,
@@ -52,6 +53,9 @@ class RetryAfterDeliverer:
         self.calls.append(name)
         wait = parse_retry_after(self.header, NOW)
         return AttemptResult(name, Verdict.RETRYABLE, "HTTP 503", 503, wait)
+
+    def settled(self, envelope: Envelope, results: list[AttemptResult], waits: bool) -> None:
+        pass
 
 
 async def test_a_retry_after_of_400_digits_moves_the_event_to_the_next_tier() -> None:
@@ -232,7 +236,7 @@ async def test_a_handler_raising_cancelled_error_is_a_failed_attempt() -> None:
             "local": {"handler": "tests.unit.test_worker_faults:cancelling_handler"},
         },
     )
-    deliverer = Deliverer(config.destinations, lambda: None)  # type: ignore[arg-type, return-value]
+    deliverer = Deliverer(config.destinations, DestinationGates(config.destinations, stale_after=600.0))
     envelope = Envelope(
         event_id="evt_1", source="stripe", entity_id="cus_1", body=b"{}", received_at=record_time()
     )
@@ -253,7 +257,7 @@ async def test_a_lane_cancelled_by_the_worker_is_still_cancelled() -> None:
         sources={"stripe": {"scheme": "stripe", "secrets": ["whsec_x"]}},
         destinations={"local": {"handler": "tests.unit.test_worker_faults:cancelling_handler"}},
     )
-    deliverer = Deliverer(config.destinations, lambda: None)  # type: ignore[arg-type, return-value]
+    deliverer = Deliverer(config.destinations, DestinationGates(config.destinations, stale_after=600.0))
     deliverer._handlers["local"] = slow
     envelope = Envelope(
         event_id="evt_1", source="stripe", entity_id="cus_1", body=b"{}", received_at=record_time()
