@@ -30,7 +30,7 @@ from confluent_kafka import Producer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.worker_drain import free_port  # noqa: E402
+from bench.benchlib import free_port, load_average, save, spread  # noqa: E402
 from hookstream.broker import LocalKafka  # noqa: E402
 from hookstream.config import load_settings  # noqa: E402
 from hookstream.kafka.admin import create_topics  # noqa: E402
@@ -168,11 +168,14 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="hookstream-bench-"))  # kept: the worker logs are there
     destination = Destination()
     ratios = []
+    rates: dict[str, list[float]] = {"slow": [], "instant": []}
     for round_ in range(args.rounds):
         slow = run_once(broker, tmp, destination, args.delay, args)
         slow_peak = destination.most_at_once
         instant = run_once(broker, tmp, destination, 0.0, args)
         ratios.append(slow / instant)
+        rates["slow"].append(slow)
+        rates["instant"].append(instant)
         print(
             f"round {round_ + 1}: {args.delay * 1000:.0f} ms {slow:7.0f} events/s "
             f"(up to {slow_peak} requests at once)   instant {instant:7.0f} events/s   "
@@ -182,6 +185,19 @@ def main() -> None:
         f"ratio {args.delay * 1000:.0f} ms / instant over {args.rounds} rounds: "
         f"min {min(ratios):.2f}  median {statistics.median(ratios):.2f}  max {max(ratios):.2f}"
         f"   ({args.events} events over {args.entities} entities, one worker, 3 partitions)"
+    )
+    save(
+        "delivery_rate",
+        {
+            "command": "python bench/delivery_rate.py " + " ".join(sys.argv[1:]),
+            "events": args.events,
+            "entities": args.entities,
+            "delay_ms": args.delay * 1000,
+            "slow_rate": spread(rates["slow"]),
+            "instant_rate": spread(rates["instant"]),
+            "ratio": spread(ratios),
+            "load_average": load_average(),
+        },
     )
 
 

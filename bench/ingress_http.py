@@ -259,7 +259,14 @@ def profile(pid: int, seconds: float, out: Path) -> None:
     raw = out.with_suffix(".folded")
     subprocess.run(
         [
-            *("py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds))),
+            *(
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(int(seconds)),
+            ),
             *("--rate", "200", "--format", "raw", "--output", str(raw)),
             *("--nonblocking", "--subprocesses"),
         ],

@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -306,12 +307,21 @@ def main() -> None:
         spies: list[subprocess.Popen[bytes]] = []
 
         def spy(pid: int) -> None:
-            time.sleep(8)  # past start-up: sample the drain itself
-            command = ["py-spy", "record", "--pid", str(pid), "--duration", "20", "--rate", "100"]
+            py_spy = str(Path(sys.executable).parent / "py-spy")
+            command = [py_spy, "record", "--pid", str(pid), "--duration", "20", "--rate", "100"]
             command += ["--format", "raw", "--output", str(raw), "--nonblocking"]
-            spies.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+            # past start-up: sample the drain itself
+            timer = threading.Timer(
+                8, lambda: spies.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+            )
+            timer.start()
+            timers.append(timer)
+
+        timers: list[threading.Timer] = []
 
         result = Side("hookstream", tmp, broker.bootstrap, topic).drain(args.events, spy)
+        for timer in timers:
+            timer.join()
         for process in spies:
             process.wait(60)
         args.profile.write_text(summarise_profile(raw, top=40))
