@@ -149,14 +149,13 @@ def serve_bare(port: int) -> None:
 def serve_ingress_untraced(config: Path) -> None:
     """The ingress without OpenTelemetry's SDK and without the SERVER-span middleware: what
     the spans cost, as a floor (the real command always makes spans)."""
-    import hookstream.telemetry
+    import ingress.app
     from hookstream.config import load_settings
     from hookstream.telemetry import setup_logging
-    from ingress.app import run_ingress
 
-    hookstream.telemetry.http_server_middlewares = list
+    ingress.app.http_server_middlewares = list
     setup_logging("info")
-    run_ingress(load_settings(config, environ={}))
+    ingress.app.run_ingress(load_settings(config, environ={}))
 
 
 class Server:

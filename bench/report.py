@@ -111,7 +111,16 @@ def write_report(mode: str) -> Path:
     target_row("worker drain / Quix Streams", drain and drain.get("ratio_quix"), 1.0)
     target_row("worker drain / plain consumer loop", drain and drain.get("ratio_plain"), 0.5)
     target_row("delivery, 50 ms destination / instant", delivery and delivery["ratio"], 0.8)
-    out += ["| end-to-end p99 at 50 % of the maximum rate ≤ 50 ms | not measured yet | — |", ""]
+    e2e = _load("end_to_end")
+    half = next((x for x in e2e["levels"] if x["share"] == 0.5), None) if e2e else None
+    if half:
+        met = "yes" if half["p99_ms"] <= 50 else "no"
+        out.append(
+            f"| end-to-end p99 at 50 % of the maximum rate ≤ 50 ms | {half['p99_ms']:.0f} ms | {met} |"
+        )
+    else:
+        out.append("| end-to-end p99 at 50 % of the maximum rate ≤ 50 ms | not measured | — |")
+    out.append("")
 
     # --- ingress ---
     out += ["## 1. Ingress against a bare handler", ""]
@@ -287,6 +296,7 @@ def write_report(mode: str) -> Path:
             "well under both: on this machine the broker is not what limits them.",
             "",
         ]
+    out += _end_to_end(_load("end_to_end"))
     out += _PENDING
     out += _capacity(ingress, drain, broker)
     DOC.write_text("\n".join(out) + "\n")
@@ -385,12 +395,54 @@ _DRAIN_ANALYSIS = [
     "",
 ]
 
+
+def _end_to_end(found: dict[str, Any] | None) -> list[str]:
+    out = ["## 5. End-to-end latency", ""]
+    if not found:
+        return [*out, "Not run in this report: `python bench/end_to_end.py`.", ""]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = found["levels"]
+    shares = [f"{level['share']:.0%}" for level in levels]
+    fig, ax = plt.subplots(figsize=(6.4, 3.2), dpi=100)
+    for key, label in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")):
+        ax.plot(shares, [level[key] for level in levels], marker="o", label=label)
+    ax.axhline(50, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlabel(f"share of the maximum rate ({found['maximum_rate']:,.0f} events/s)")
+    ax.set_ylabel("accept -> effect, ms")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(FIGURES / "end_to_end.png")
+    plt.close(fig)
+    out += [
+        "One ingress and one worker process, 6 partitions, an HTTP destination answering at",
+        "once. The maximum is what 64 connections sending as fast as they are answered",
+        f"get delivered: **{found['maximum_rate']:,.0f} events/s**. Then an open-loop sender",
+        "posts distinct signed events on a fixed schedule at each share of it; an event's",
+        "latency runs from its scheduled send time to its arrival at the destination.",
+        "",
+        "![end to end](performance/end_to_end.png)",
+        "",
+        f"`{found['command']}`",
+        "",
+        "| share of max | events/s | p50 ms | p95 ms | p99 ms | load average |",
+        "|---|---|---|---|---|---|",
+    ]
+    for level in levels:
+        out.append(
+            f"| {level['share']:.0%} | {level['rate']:,.0f} | {level['p50_ms']:.1f} | "
+            f"{level['p95_ms']:.1f} | {level['p99_ms']:.1f} | {level['load']} |"
+        )
+    out.append("")
+    return out
+
+
 _PENDING = [
-    "## 5. End-to-end latency",
-    "",
-    "Accept → effect latency (p50/p95/p99) at 25, 50 and 75 % of the measured maximum",
-    "rate: not measured yet.",
-    "",
     "## 6. Dedupe state and scaling out",
     "",
     "| what | status |",

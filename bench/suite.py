@@ -68,6 +68,10 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
             str(RESULTS / "worker_profile.txt"),
         ],
     ),
+    "e2e": (
+        ["bench/end_to_end.py", "--seconds", "10", "--max-requests", "2000"],
+        ["bench/end_to_end.py", "--seconds", "30", "--max-requests", "6000"],
+    ),
     "delivery": (
         ["bench/delivery_rate.py", "--events", "2000", "--rounds", "2"],
         ["bench/delivery_rate.py", "--events", "4000", "--rounds", "3"],

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
+import warnings
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -208,24 +210,41 @@ def instrument_http_client() -> None:
         instrumentor.instrument()
 
 
-def http_server_middlewares() -> list[Middleware]:
+def http_server_middlewares(environ: Mapping[str, str] | None = None) -> list[Middleware]:
     """The SERVER span of each request, as one aiohttp middleware for one app.
 
     The span is the one the official aiohttp-server instrumentation makes (name
     `METHOD route`, kind SERVER, continuing the sender's `traceparent`, HTTP semantic
-    convention attributes, error status on a 5xx) without its per-request environment reads,
-    URL rebuilding and metric instruments: on the ingress's request path that middleware cost
-    more than signature verification. When something else (`opentelemetry-instrument`)
-    already instrumented aiohttp, its patched Application adds the official middleware and
-    this returns none.
+    convention attributes, error status on a 5xx), made by a lean middleware without that
+    library's per-request environment reads, URL rebuilding and metric instruments: on the
+    ingress's request path those cost more than the signature check. When headers are to be
+    captured as attributes (`OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_*`), the
+    official middleware is used, which does that. When something else
+    (`opentelemetry-instrument`) already instrumented aiohttp, its patched Application adds
+    the official middleware and this returns none.
     """
     from opentelemetry.instrumentation import aiohttp_server
 
-    if aiohttp_server.AioHttpServerInstrumentor().is_instrumented_by_opentelemetry:
+    instrumentor = aiohttp_server.AioHttpServerInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
         return []
-    return [_server_span_middleware]
+    env = os.environ if environ is None else environ
+    if not any(env.get(name, "").strip() for name in _CAPTURE_HEADERS):
+        return [_server_span_middleware]
+    if aiohttp_server.active_requests_counter is None:
+        with warnings.catch_warnings():
+            # instrument() subclasses web.Application, which aiohttp discourages; the
+            # subclass is dropped again at once.
+            warnings.filterwarnings("ignore", "Inheritance class", DeprecationWarning)
+            instrumentor.instrument()
+            instrumentor.uninstrument()
+    return [aiohttp_server.create_aiohttp_middleware()]
 
 
+_CAPTURE_HEADERS = (
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE",
+)
 _server_tracer = trace.get_tracer("hookstream.http.server")
 
 
