@@ -161,7 +161,15 @@ def serve_ingress_untraced(config: Path) -> None:
 class Server:
     """One side of the comparison: N processes on one port."""
 
-    def __init__(self, kind: str, config: Path, port: int, workers: int, log: Path) -> None:
+    def __init__(
+        self,
+        kind: str,
+        config: Path,
+        port: int,
+        workers: int,
+        log: Path,
+        other: Path | None = None,
+    ) -> None:
         self.kind = kind
         self.port = port
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
@@ -171,6 +179,10 @@ class Server:
             ]
         elif kind == "untraced":
             commands = [[sys.executable, __file__, "--serve-untraced", str(config)]]
+        elif kind == "other":  # the same command from another checkout, e.g. an older one
+            assert other is not None
+            python = str(other / ".venv" / "bin" / "python")
+            commands = [[python, "-m", "hookstream.cli", "ingress", "--config", str(config)]]
         else:
             command = [sys.executable, "-m", "hookstream.cli", "ingress", "--config", str(config)]
             if workers > 1:
@@ -178,7 +190,9 @@ class Server:
             commands = [command]
         self._log = log.open("ab")
         self.processes = [
-            subprocess.Popen(c, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+            subprocess.Popen(
+                c, cwd=other or ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            )
             for c in commands
         ]
         wait_for_port(port)
@@ -284,9 +298,10 @@ def summarise_profile(raw: Path, top: int = 30) -> str:
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        frames = [
-            re.sub(r" \(/.*/(site-packages|lib/python3\.\d+)/", " (", f) for f in stack.split(";")
-        ]
+        frames = [f for f in stack.split(";") if not f.startswith("process ")]
+        frames = [re.sub(r" \(/.*/(site-packages|lib/python3\.\d+)/", " (", f) for f in frames]
+        if not frames:
+            continue
         n = int(count)
         total += n
         own[frames[-1]] += n
@@ -311,6 +326,11 @@ def main() -> None:
     parser.add_argument("--name", default="", help="results name (default ingress_http[_wN])")
     parser.add_argument(
         "--untraced", action="store_true", help="also run the ingress without spans (a floor)"
+    )
+    parser.add_argument(
+        "--other",
+        type=Path,
+        help="also run `hookstream ingress` from this checkout (its .venv), e.g. the last release",
     )
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-untraced", type=Path, help=argparse.SUPPRESS)
@@ -340,14 +360,16 @@ def main() -> None:
     script = tmp / "pool.lua"
     script.write_text(LUA.replace("POOL", str(count)))
     log = tmp / "servers.log"
-    sides = ("ingress", "untraced", "bare") if args.untraced else ("ingress", "bare")
+    sides = ("ingress", *(("untraced",) if args.untraced else ()), "bare")
+    if args.other:
+        sides = ("other", *sides)
     rounds: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
     load: list[str] = []
     print(f"load average before: {load_average()}  (logs in {tmp})", flush=True)
     for round_ in range(args.rounds):
         order = sides if round_ % 2 == 0 else tuple(reversed(sides))
         for kind in order:
-            server = Server(kind, config, port, args.workers, log)
+            server = Server(kind, config, port, args.workers, log, args.other)
             try:
                 wrk(port, script, warm, 1.0)
                 before = server.statuses() if kind != "bare" else Counter()
@@ -417,6 +439,12 @@ def main() -> None:
             [r["rps"] for r in rounds["bare"]][: len(rounds.get("untraced", []))],
         )
         if args.untraced
+        else None,
+        "other": str(args.other) if args.other else None,
+        "other_ratio": ratios(
+            [r["rps"] for r in rounds["ingress"]], [r["rps"] for r in rounds["other"]]
+        )
+        if args.other
         else None,
         "ratio": ratios([r["rps"] for r in rounds["ingress"]], [r["rps"] for r in rounds["bare"]]),
     }

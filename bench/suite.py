@@ -17,7 +17,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.benchlib import RESULTS  # noqa: E402
 
 # name -> (quick arguments, full arguments)
 RUNS: dict[str, tuple[list[str], list[str]]] = {
@@ -31,7 +30,7 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
             "5",
             "--untraced",
             "--profile",
-            str(RESULTS / "ingress_profile.txt"),
+            ".hookstream/bench/ingress_profile.txt",
         ],
         [
             "bench/ingress_http.py",
@@ -41,7 +40,7 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
             "10",
             "--untraced",
             "--profile",
-            str(RESULTS / "ingress_profile.txt"),
+            ".hookstream/bench/ingress_profile.txt",
         ],
     ),
     "ingress-w2": (
@@ -56,7 +55,7 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
             "--rounds",
             "2",
             "--profile",
-            str(RESULTS / "worker_profile.txt"),
+            ".hookstream/bench/worker_profile.txt",
         ],
         [
             "bench/worker_drain.py",
@@ -65,12 +64,16 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
             "--rounds",
             "3",
             "--profile",
-            str(RESULTS / "worker_profile.txt"),
+            ".hookstream/bench/worker_profile.txt",
         ],
     ),
     "e2e": (
         ["bench/end_to_end.py", "--seconds", "10", "--max-requests", "2000"],
         ["bench/end_to_end.py", "--seconds", "30", "--max-requests", "6000"],
+    ),
+    "scale": (
+        ["bench/scale_out.py", "--events", "3000"],
+        ["bench/scale_out.py", "--events", "12000"],
     ),
     "delivery": (
         ["bench/delivery_rate.py", "--events", "2000", "--rounds", "2"],
