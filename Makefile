@@ -51,10 +51,6 @@ fmt: venv ## Format the code
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-.PHONY: bench
-bench: venv kafka ## Run the benchmarks in bench/
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
-
 .PHONY: clean
 clean: ## Stop the broker and remove local state (.hookstream/) and the venv
 	-$(BIN)/hookstream kafka stop

@@ -33,7 +33,7 @@ from confluent_kafka import Producer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.worker_drain import free_port  # noqa: E402
+from bench.benchlib import free_port, load_average, save, spread  # noqa: E402
 from hookstream.broker import LocalKafka  # noqa: E402
 from hookstream.config import load_settings  # noqa: E402
 from hookstream.kafka.admin import create_topics  # noqa: E402
@@ -186,6 +186,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="hookstream-bench-"))  # kept: the worker logs are there
     destination = Destination()
     ratios, costs = [], []
+    rates: dict[str, list[float]] = {"slow": [], "instant": []}
     for round_ in range(args.rounds):
         slow = run_once(broker, tmp, destination, args.delay, args)
         slow_peak = destination.most_at_once
@@ -193,6 +194,8 @@ def main() -> None:
         unordered = run_once(broker, tmp, destination, args.delay, args, "none")
         ratios.append(slow / instant)
         costs.append(slow / unordered)
+        rates["slow"].append(slow)
+        rates["instant"].append(instant)
         print(
             f"round {round_ + 1}: {args.delay * 1000:.0f} ms {slow:7.0f} events/s "
             f"(up to {slow_peak} requests at once)   instant {instant:7.0f} events/s   "
@@ -207,6 +210,20 @@ def main() -> None:
     print(
         f"ordering entity / none at {args.delay * 1000:.0f} ms over {args.rounds} rounds: "
         f"min {min(costs):.2f}  median {statistics.median(costs):.2f}  max {max(costs):.2f}"
+    )
+    save(
+        "delivery_rate",
+        {
+            "command": "python bench/delivery_rate.py " + " ".join(sys.argv[1:]),
+            "events": args.events,
+            "entities": args.entities,
+            "delay_ms": args.delay * 1000,
+            "slow_rate": spread(rates["slow"]),
+            "instant_rate": spread(rates["instant"]),
+            "ratio": spread(ratios),
+            "entity_over_none": spread(costs),
+            "load_average": load_average(),
+        },
     )
 
 

@@ -1,23 +1,37 @@
-"""Worker backlog drain rate: decode, RocksDB dedupe, a no-op effect, retry/audit writes.
+"""Draining a backlog: the hookstream worker against a Quix Streams application and a plain
+confluent-kafka loop doing the same dedupe, over the same records, alternated in one run.
 
-Pre-produces N envelopes (a share of them duplicates) to fresh topics, then runs a real
-`hookstream worker` process per mode and times how fast its group's committed offsets
-reach the end of the topic. Modes run in the same script run, so compare the ratios.
+    .venv/bin/python bench/worker_drain.py [--events 20000] [--rounds 2] [--profile PATH]
 
-    .venv/bin/python bench/worker_drain.py --events 20000
+N envelopes (a share of them duplicates) are produced once to a fresh 6-partition topic.
+Each round, every side reads the whole topic with a consumer group of its own:
+
+- `hookstream`: a real `hookstream worker` process (decode, lanes, RocksDB dedupe table with
+  its changelog, a no-op destination, the audit trail), default log level;
+- `quix`: a Quix Streams application (its own virtualenv, `.hookstream/quix-venv`, made by
+  `make bench`): decode the envelope, look the event id up in its RocksDB state and set it
+  when new (state changelog on, as Quix Streams does by default), a no-op effect;
+- `plain`: one confluent-kafka consumer, decode, rocksdict get/put, commit per batch.
+
+The time is from the process start until the group's committed offsets reach the end of
+the topic (start-up included, as a user waiting for a backlog sees it); the rate is N over
+that time. Also reported: the rate from the first commit on (start-up excluded).
+`--profile PATH` samples the hookstream worker with py-spy during one extra drain.
 """
 
 from __future__ import annotations
 
 import argparse
-import socket
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import yaml
 from confluent_kafka import ConsumerGroupTopicPartitions, Producer, TopicPartition
@@ -26,59 +40,126 @@ from confluent_kafka.admin import AdminClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hookstream.broker import LocalKafka  # noqa: E402
-from hookstream.config import load_settings  # noqa: E402
-from hookstream.kafka.admin import create_topics  # noqa: E402
-from hookstream.kafka.clients import producer_config  # noqa: E402
-from schemas import Envelope, encode_envelope  # noqa: E402
+from bench.benchlib import free_port, load_average, ratios, save, spread  # noqa: E402
+
+PARTITIONS = 6
+QUIX_PYTHON = ROOT / ".hookstream" / "quix-venv" / "bin" / "python"
+
+QUIX_APP = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from quixstreams import Application
+from schemas import decode_envelope
+
+bootstrap, topic_name, group, state_dir = sys.argv[2:6]
+app = Application(
+    broker_address=bootstrap,
+    consumer_group=group,
+    auto_offset_reset="earliest",
+    state_dir=state_dir,
+    commit_interval=1.0,
+    loglevel="WARNING",
+)
+topic = app.topic(topic_name, value_deserializer="bytes", key_deserializer="bytes")
+
+def effect(envelope):
+    pass
+
+def dedupe(value, state):
+    envelope = decode_envelope(value)
+    key = envelope.source + "/" + envelope.event_id
+    if state.get(key) is None:
+        state.set(key, 1)
+        effect(envelope)
+    return value
+
+app.dataframe(topic).apply(dedupe, stateful=True)
+app.run()
+"""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def plain_loop(bootstrap: str, topic: str, group: str, state_dir: str, events: int) -> None:
+    """The floor: one consumer, decode, rocksdict get/put, commit each batch."""
+    from confluent_kafka import Consumer
+    from rocksdict import Rdict
+
+    from schemas import decode_envelope
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    db = Rdict(state_dir)
+    seen = 0
+    while seen < events:
+        batch = consumer.consume(500, 1.0)
+        for message in batch:
+            if message.error():
+                continue
+            envelope = decode_envelope(message.value())
+            key = f"{envelope.source}/{envelope.event_id}"
+            if db.get(key) is None:
+                db[key] = b"1"
+            seen += 1
+        if batch:
+            consumer.commit(asynchronous=True)
+    consumer.commit(asynchronous=False)
+    consumer.close()
+    db.close()
+    time.sleep(3600)  # the parent ends it once the commits are seen
 
 
-def config_for(bootstrap: str, data_dir: Path, guarantee: str) -> dict[str, object]:
-    tag = uuid.uuid4().hex[:8]
+def worker_config(bootstrap: str, data_dir: Path, topic: str, group: str) -> dict[str, Any]:
     return {
         "kafka": {"bootstrap_servers": bootstrap},
-        "topics": {"events": f"bench.{tag}.events", "partitions": 6},
+        "topics": {"events": topic, "partitions": PARTITIONS},
         "worker": {
-            "group_id": f"bench-{tag}",
+            "group_id": group,
             "port": free_port(),
             "host": "127.0.0.1",
             "standby_replicas": 0,
         },
-        "processing_guarantee": guarantee,
         "sources": {"s": {"scheme": "hmac", "header": "X-Sig", "secrets": ["x"]}},
         "destinations": {"noop": {"handler": "hookstream.sinks:discard"}},
         "data_dir": str(data_dir),
     }
 
 
-def produce_backlog(settings, events: int, duplicates: float) -> int:
+def produce_backlog(settings: Any, events: int, duplicates: float) -> int:
+    from hookstream.kafka.clients import producer_config
+    from schemas import Envelope, encode_envelope
+
     producer = Producer(producer_config(settings, **{"linger.ms": 20}))
     body = b'{"id":"x","type":"bench","data":{"customer":"c"}}' + b" " * 400
-    distinct = int(events * (1 - duplicates))
+    distinct = max(1, int(events * (1 - duplicates)))
     for n in range(events):
-        event_id = f"evt-{n % distinct}"
+        event = n % distinct  # a duplicate has its original's entity too
         envelope = Envelope(
-            event_id, "s", f"cus-{n % 500}", body, datetime.now(UTC), "bench", "application/json"
+            f"evt-{event}",
+            "s",
+            f"cus-{event % 500}",
+            body,
+            datetime.now(UTC),
+            "bench",
+            "application/json",
         )
         producer.produce(
             settings.topics.events, key=envelope.entity_id.encode(), value=encode_envelope(envelope)
         )
         if n % 10000 == 0:
             producer.poll(0)
-    producer.flush(60)
+    producer.flush(120)
     return distinct
 
 
-def committed_total(admin: AdminClient, group: str, topic: str, partitions: int) -> int:
-    request = [
-        ConsumerGroupTopicPartitions(group, [TopicPartition(topic, p) for p in range(partitions)])
-    ]
+def committed_total(admin: AdminClient, group: str, topic: str) -> int:
+    partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    request = [ConsumerGroupTopicPartitions(group, partitions)]
     try:
         result = admin.list_consumer_group_offsets(request)[group].result()
     except Exception:
@@ -86,74 +167,189 @@ def committed_total(admin: AdminClient, group: str, topic: str, partitions: int)
     return sum(max(tp.offset, 0) for tp in result.topic_partitions)
 
 
-def drain(settings, config: Path, events: int) -> float:
-    log = (config.parent / f"{config.stem}.log").open("wb")
-    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap_servers})
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hookstream.cli",
-            "worker",
-            "--config",
-            str(config),
-            "--log-level",
-            "warning",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-    )
-    try:
-        started = None
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            if worker.poll() is not None:
-                raise RuntimeError(f"the worker exited with {worker.returncode}; see {log.name}")
-            done = committed_total(admin, settings.worker.group_id, settings.topics.events, 6)
-            if started is None and done > 0:
-                started = (time.monotonic(), done)
-            if done >= events:
-                break
-            time.sleep(0.2)
-        else:
-            raise TimeoutError("the worker did not drain the backlog in 10 minutes")
-        assert started is not None
-        elapsed = time.monotonic() - started[0]
-        return (events - started[1]) / elapsed
-    finally:
-        worker.terminate()
-        worker.wait(60)
+class Side:
+    """One drain: a process reading the topic with a fresh group until it is all committed."""
+
+    def __init__(self, kind: str, tmp: Path, bootstrap: str, topic: str) -> None:
+        self.kind = kind
+        self.group = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
+        self.dir = tmp / self.group
+        self.dir.mkdir()
+        self.bootstrap = bootstrap
+        self.topic = topic
+
+    def command(self, events: int) -> list[str]:
+        if self.kind == "hookstream":
+            config = self.dir / "hookstream.yaml"
+            data = worker_config(self.bootstrap, self.dir / "data", self.topic, self.group)
+            config.write_text(yaml.safe_dump(data))
+            return [sys.executable, "-m", "hookstream.cli", "worker", "--config", str(config)]
+        if self.kind == "quix":
+            script = self.dir / "quix_app.py"
+            script.write_text(QUIX_APP)
+            state = str(self.dir / "state")
+            return [
+                str(QUIX_PYTHON),
+                str(script),
+                str(ROOT),
+                self.bootstrap,
+                self.topic,
+                self.group,
+                state,
+            ]
+        state = str(self.dir / "rocksdb")
+        args = [self.bootstrap, self.topic, self.group, state, str(events)]
+        return [sys.executable, __file__, "--plain", *args]
+
+    def drain(self, events: int, on_start: Any = None) -> dict[str, Any]:
+        command = self.command(events)
+        if self.kind == "hookstream":
+            from hookstream.config import load_settings
+            from hookstream.kafka.admin import create_topics
+
+            create_topics(load_settings(Path(command[-1]), environ={}))
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        log = (self.dir / "out.log").open("wb")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        started = time.monotonic()
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        if on_start is not None:
+            on_start(process.pid)
+        first: tuple[float, int] | None = None
+        try:
+            deadline = started + 1800
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    raise RuntimeError(f"{self.kind} exited with {process.returncode}: {log.name}")
+                done = committed_total(admin, self.group, self.topic)
+                now = time.monotonic()
+                if first is None and done > 0:
+                    first = (now, done)
+                if done >= events:
+                    break
+                time.sleep(0.1)
+            else:
+                raise TimeoutError(f"{self.kind} did not drain the backlog in 30 minutes")
+        finally:
+            process.terminate()
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            log.close()
+        assert first is not None
+        elapsed = now - started
+        steady = (events - first[1]) / max(1e-6, now - first[0]) if now > first[0] else 0.0
+        return {
+            "seconds": elapsed,
+            "rate": events / elapsed,
+            "rate_after_first_commit": steady,
+            "startup_s": first[0] - started,
+            "load": load_average(),
+        }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--duplicates", type=float, default=0.2)
-    parser.add_argument("--modes", default="at_least_once,exactly_once")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--sides", default="hookstream,quix,plain")
+    parser.add_argument("--profile", type=Path)
+    parser.add_argument("--plain", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.plain:
+        bootstrap, topic, group, state, events = args.plain
+        plain_loop(bootstrap, topic, group, state, int(events))
+        return
+
+    from hookstream.broker import LocalKafka
+    from hookstream.config import load_settings
+    from hookstream.kafka.admin import create_topics
+
+    sides = args.sides.split(",")
+    if "quix" in sides and not QUIX_PYTHON.exists():
+        raise SystemExit(f"no Quix Streams virtualenv at {QUIX_PYTHON}: run `make bench-deps`")
     broker = LocalKafka(ROOT / ".hookstream" / "kafka")
     broker.start()
-    results = {}
-    tmp = tempfile.mkdtemp(prefix="hookstream-bench-")  # kept: the worker logs are there
-    if True:
-        for mode in args.modes.split(","):
-            path = Path(tmp) / f"{mode}.yaml"
-            path.write_text(yaml.safe_dump(config_for(broker.bootstrap, Path(tmp) / mode, mode)))
-            settings = load_settings(path, environ={})
-            create_topics(settings)
-            distinct = produce_backlog(settings, args.events, args.duplicates)
-            rate = drain(settings, path, args.events)
-            results[mode] = rate
+    tmp = Path(tempfile.mkdtemp(prefix="hookstream-bench-drain-"))  # kept: the logs are there
+    topic = f"bench.{uuid.uuid4().hex[:8]}.events"
+    config = tmp / "backlog.yaml"
+    group = "bench-backlog"
+    config.write_text(yaml.safe_dump(worker_config(broker.bootstrap, tmp / "d", topic, group)))
+    settings = load_settings(config, environ={})
+    create_topics(settings)
+    distinct = produce_backlog(settings, args.events, args.duplicates)
+    print(
+        f"{args.events} records ({distinct} distinct ids) on {topic}; load {load_average()}; "
+        f"logs in {tmp}",
+        flush=True,
+    )
+    rounds: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    for round_ in range(args.rounds):
+        order = sides if round_ % 2 == 0 else list(reversed(sides))
+        for kind in order:
+            result = Side(kind, tmp, broker.bootstrap, topic).drain(args.events)
+            rounds[kind].append(result)
             print(
-                f"{mode:15} {rate:9.0f} events/s  ({args.events} records, {distinct} distinct ids)"
+                f"round {round_ + 1} {kind:>10}: {result['seconds']:7.1f} s  "
+                f"{result['rate']:8.0f} events/s  (after first commit {result['rate_after_first_commit']:8.0f}/s, "
+                f"start-up {result['startup_s']:.1f} s)  load {result['load']}",
+                flush=True,
             )
-    base = results.get("at_least_once")
-    if base:
-        for mode, rate in results.items():
-            print(f"{mode:15} {rate / base:5.2f}x at_least_once")
+    if args.profile:
+        from bench.ingress_http import summarise_profile
+
+        raw = args.profile.with_suffix(".folded")
+        spies: list[subprocess.Popen[bytes]] = []
+
+        def spy(pid: int) -> None:
+            py_spy = str(Path(sys.executable).parent / "py-spy")
+            command = [py_spy, "record", "--pid", str(pid), "--duration", "20", "--rate", "100"]
+            command += ["--format", "raw", "--output", str(raw), "--nonblocking"]
+            # past start-up: sample the drain itself
+            timer = threading.Timer(
+                8, lambda: spies.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+            )
+            timer.start()
+            timers.append(timer)
+
+        timers: list[threading.Timer] = []
+
+        result = Side("hookstream", tmp, broker.bootstrap, topic).drain(args.events, spy)
+        for timer in timers:
+            timer.join()
+        for process in spies:
+            process.wait(60)
+        args.profile.write_text(summarise_profile(raw, top=40))
+        print(f"profiled drain: {result['rate']:.0f} events/s; profile in {args.profile}")
+
+    summary: dict[str, Any] = {
+        "command": "python bench/worker_drain.py " + " ".join(sys.argv[1:]),
+        "events": args.events,
+        "distinct": distinct,
+        "partitions": PARTITIONS,
+        "rounds": rounds,
+    }
+    for kind in sides:
+        summary[f"{kind}_rate"] = spread([r["rate"] for r in rounds[kind]])
+        summary[f"{kind}_steady_rate"] = spread(
+            [r["rate_after_first_commit"] for r in rounds[kind]]
+        )
+    ours = [r["rate"] for r in rounds.get("hookstream", [])]
+    print()
+    for peer, target in (("quix", 1.0), ("plain", 0.5)):
+        if ours and peer in rounds:
+            found = ratios(ours, [r["rate"] for r in rounds[peer]])
+            summary[f"ratio_{peer}"] = found
+            print(
+                f"hookstream/{peer}: min {found['min']:.2f}x  median {found['median']:.2f}x  "
+                f"max {found['max']:.2f}x  (target >= {target}x)"
+            )
+    save("worker_drain", summary)
 
 
 if __name__ == "__main__":

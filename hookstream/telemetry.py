@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import warnings
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 import structlog
+from aiohttp import web
 from aiohttp.typedefs import Middleware
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
+from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
@@ -207,20 +210,27 @@ def instrument_http_client() -> None:
         instrumentor.instrument()
 
 
-def http_server_middlewares() -> list[Middleware]:
-    """The official aiohttp-server instrumentation's SERVER-span middleware, for one app.
+def http_server_middlewares(environ: Mapping[str, str] | None = None) -> list[Middleware]:
+    """The SERVER span of each request, as one aiohttp middleware for one app.
 
-    Its `instrument()` replaces `web.Application` process-wide (every app, test sinks and
-    Faust's web server included); the ingress asks for the middleware explicitly instead. The
-    module keeps its tracer and meters in globals that only `instrument()` sets, hence the
-    instrument/uninstrument pair. When something else (`opentelemetry-instrument`) already
-    instrumented aiohttp, its patched Application adds the middleware and this returns none.
+    The span is the one the official aiohttp-server instrumentation makes (name
+    `METHOD route`, kind SERVER, continuing the sender's `traceparent`, HTTP semantic
+    convention attributes, error status on a 5xx), made by a lean middleware without that
+    library's per-request environment reads, URL rebuilding and metric instruments: on the
+    ingress's request path those cost more than the signature check. When headers are to be
+    captured as attributes (`OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_*`), the
+    official middleware is used, which does that. When something else
+    (`opentelemetry-instrument`) already instrumented aiohttp, its patched Application adds
+    the official middleware and this returns none.
     """
     from opentelemetry.instrumentation import aiohttp_server
 
     instrumentor = aiohttp_server.AioHttpServerInstrumentor()
     if instrumentor.is_instrumented_by_opentelemetry:
         return []
+    env = os.environ if environ is None else environ
+    if not any(env.get(name, "").strip() for name in _CAPTURE_HEADERS):
+        return [_server_span_middleware]
     if aiohttp_server.active_requests_counter is None:
         with warnings.catch_warnings():
             # instrument() subclasses web.Application, which aiohttp discourages; the
@@ -229,6 +239,68 @@ def http_server_middlewares() -> list[Middleware]:
             instrumentor.instrument()
             instrumentor.uninstrument()
     return [aiohttp_server.create_aiohttp_middleware()]
+
+
+_CAPTURE_HEADERS = (
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE",
+)
+_server_tracer = trace.get_tracer("hookstream.http.server")
+
+
+class _HeaderGetter(Getter[web.Request]):
+    """Reads propagation headers from an aiohttp request."""
+
+    def get(self, carrier: web.Request, key: str) -> list[str] | None:
+        value = carrier.headers.get(key)
+        return None if value is None else [value]
+
+    def keys(self, carrier: web.Request) -> list[str]:
+        return list(carrier.headers.keys())
+
+
+_HEADERS = _HeaderGetter()
+
+
+@web.middleware
+async def _server_span_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else ""
+    method = request.method
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "url.scheme": request.scheme,
+        "url.path": request.path,
+        "network.protocol.version": f"{request.version.major}.{request.version.minor}",
+    }
+    if route:
+        attributes["http.route"] = route
+    peer = request.remote
+    if peer:
+        attributes["client.address"] = peer
+    with _server_tracer.start_as_current_span(
+        f"{method} {route}" if route else method,
+        context=propagate.extract(request, getter=_HEADERS),
+        kind=SpanKind.SERVER,
+        attributes=attributes,
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            _set_http_status(span, exc.status)
+            raise
+        _set_http_status(span, response.status)
+        return response
+
+
+def _set_http_status(span: trace.Span, status: int) -> None:
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        span.set_status(trace.StatusCode.ERROR)
 
 
 @contextmanager

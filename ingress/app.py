@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+import uvloop
 from aiohttp import web
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -318,8 +319,9 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
-def run_ingress(settings: Settings) -> None:
-    """Serve until SIGINT/SIGTERM; in-flight requests are answered and the producer flushed."""
+def run_ingress(settings: Settings, *, reuse_port: bool = False) -> None:
+    """Serve until SIGINT/SIGTERM; in-flight requests are answered and the producer flushed.
+    `reuse_port`: share the port with other ingress processes (SO_REUSEPORT)."""
     app = create_app(settings)
     log.info(
         "ingress_starting", port=settings.ingress.port, bootstrap=settings.kafka.bootstrap_servers
@@ -327,4 +329,8 @@ def run_ingress(settings: Settings) -> None:
     from ingress.serving import serve_until_stopped  # only the command serves
 
     grace = settings.ingress.produce_timeout + 1
-    asyncio.run(serve_until_stopped(app, settings.ingress.host, settings.ingress.port, grace))
+    serving = serve_until_stopped(
+        app, settings.ingress.host, settings.ingress.port, grace, reuse_port=reuse_port
+    )
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serving)

@@ -51,7 +51,9 @@ async def track_in_flight(request: web.Request, handler: Handler) -> web.StreamR
     return response
 
 
-async def serve_until_stopped(app: web.Application, host: str, port: int, grace: float) -> None:
+async def serve_until_stopped(
+    app: web.Application, host: str, port: int, grace: float, *, reuse_port: bool = False
+) -> None:
     """Serve until SIGTERM/SIGINT; then refuse new connections, answer what is in flight
     (for at most `grace` seconds) and clean up."""
     state = InFlight()
@@ -60,7 +62,7 @@ async def serve_until_stopped(app: web.Application, host: str, port: int, grace:
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=grace)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None)
         await site.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -67,6 +67,9 @@ def faust_app(settings: Settings) -> faust.App:
         table_standby_replicas=settings.worker.standby_replicas,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # Changelog, audit and retry records are batched for a few milliseconds instead of
+        # leaving one produce request (one socket write) each.
+        producer_linger_ms=5,
         processing_guarantee=settings.processing_guarantee,
         producer_max_request_size=parked_record_bytes(settings),
         # A retry tier's agent waits for its head record's not-before time; that is not a livelock.

@@ -22,15 +22,43 @@ LOCAL_BOOTSTRAP = ("localhost:9092", "127.0.0.1:9092")
 
 @click.command()
 @click.option("--log-level", default="info", show_default=True)
-@config_option
-def ingress(settings: Settings, log_level: str) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes serving the one port (SO_REUSEPORT), each with its own producer.",
+)
+@click.option("--reuse-port", is_flag=True, hidden=True)
+@config_option_with_file
+def ingress(
+    settings: Settings, config_file: ConfigFile, log_level: str, workers: int, reuse_port: bool
+) -> None:
     """Run the HTTP edge."""
+    if workers > 1:
+        _ingress_processes(settings, config_file, log_level, workers)
+        return
     from hookstream.telemetry import setup_logging, setup_tracing
     from ingress.app import run_ingress
 
     setup_logging(log_level)
     setup_tracing("hookstream-ingress", os.environ)
-    run_ingress(settings)
+    run_ingress(settings, reuse_port=reuse_port)
+
+
+def _ingress_processes(
+    settings: Settings, config_file: ConfigFile, log_level: str, workers: int
+) -> None:
+    """`workers` ingress processes on one port; a stop signal is passed on to each."""
+    from hookstream.cli.supervisor import Child, Supervisor
+
+    if settings.ingress.port == 0:
+        raise click.UsageError("--workers needs a fixed ingress.port (not 0)")
+    base = [sys.executable, "-m", "hookstream.cli", "ingress", *config_file.argv()]
+    argv = [*base, "--log-level", log_level, "--reuse-port"]
+    children = [Child(f"ingress-{n}", argv) for n in range(1, workers + 1)]
+    outcome = Supervisor(children, grace=settings.ingress.produce_timeout + 5).run()
+    _report(outcome)
 
 
 @click.command()

@@ -84,3 +84,15 @@ def test_log_lines_get_the_current_trace_and_span() -> None:
     assert line["span_id"] == format(context.span_id, "016x")
     assert len(line["trace_id"]) == 32
     assert len(line["span_id"]) == 16
+
+
+def test_the_lean_server_span_middleware_unless_headers_are_to_be_captured() -> None:
+    from opentelemetry.instrumentation import aiohttp_server
+
+    from hookstream.telemetry import _server_span_middleware, http_server_middlewares
+
+    assert http_server_middlewares(environ={}) == [_server_span_middleware]
+    capture = {"OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "x-request-id"}
+    (official,) = http_server_middlewares(environ=capture)
+    assert official is not _server_span_middleware
+    assert official.__module__ == aiohttp_server.__name__
