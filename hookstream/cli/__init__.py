@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from hookstream.cli import broker, dlq, events, pipeline, replay, topics
+from hookstream.cli import broker, console, dlq, events, pipeline, replay, topics
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,5 +29,6 @@ for command in (
     dlq.dlq,
     events.events,
     replay.replay,
+    console.console,
 ):
     main.add_command(command)
