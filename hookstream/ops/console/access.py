@@ -31,7 +31,7 @@ from hookstream.core.access import (
 
 PRINCIPAL = web.AppKey("principal_credentials", tuple)
 SESSION_TTL = web.AppKey("session_ttl", float)
-OPEN_PATHS = ("/signin", "/static/", "/healthz")
+OPEN_PATHS = ("/signin", "/static/", "/healthz", "/readyz")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "X-CSRF-Token"

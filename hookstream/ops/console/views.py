@@ -39,6 +39,7 @@ FILTERS = ("q", "source", "type", "entity", "state", "destination", "since", "un
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/healthz", healthz)
+    r.add_get("/readyz", readyz)
     r.add_get("/signin", signin_page)
     r.add_post("/signin", signin)
     r.add_post("/signout", signout)
@@ -88,6 +89,13 @@ async def page_context(request: web.Request) -> dict[str, Any]:
 async def healthz(request: web.Request) -> web.Response:
     _settings, holder = _app_parts(request)
     return web.json_response({"ok": True, "index_ready": holder.ready})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready once the index has read the topics to their end at least once."""
+    _settings, holder = _app_parts(request)
+    status = 200 if holder.ready else 503
+    return web.json_response({"index_ready": holder.ready, "error": holder.error}, status=status)
 
 
 # --- sign-in ---
