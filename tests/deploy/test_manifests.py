@@ -541,7 +541,8 @@ def test_console_signs_in_from_a_secret_and_keeps_its_index_on_a_volume(
     services = [
         s for s in manifests.of_kind("Service") if s["metadata"]["name"] == "hookstream-console"
     ]
-    assert services and services[0]["spec"]["ports"][0]["targetPort"] == "http"
+    assert services
+    assert services[0]["spec"]["ports"][0]["targetPort"] == "http"
     assert container["ports"][0]["containerPort"] == settings.console.port
 
 
