@@ -73,7 +73,7 @@ def _lookup(
     if len(found) == 1:
         return found[0].show()
     # The same id from several sources: one trail, as the topic scan gives it.
-    return summarize(event_id, sorted((s for e in found for s in e.steps), key=_at))
+    return summarize(event_id, sorted((s for e in found for s in e.history()), key=_at))
 
 
 def _at(step: dict[str, Any]) -> float:

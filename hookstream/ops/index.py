@@ -165,6 +165,11 @@ class IndexedEvent:
             "trace_id": self.trace_id,
         }
 
+    def history(self) -> list[dict[str, Any]]:
+        """The audit steps as the audit topic has them: each with event id, source, trace id."""
+        common = {"event_id": self.event_id, "source": self.source}
+        return [{**common, "trace_id": s.get("trace_id"), **s} for s in self.steps]
+
     def show(self) -> dict[str, Any]:
         """The `events show --json` object (the same shape a topic scan gives)."""
         return {
@@ -176,7 +181,7 @@ class IndexedEvent:
             "event_type": self.event_type,
             "entity_id": self.entity_id,
             "destinations": list(self.destinations),
-            "history": [{**s, "at": _iso(s.get("at"))} for s in self.steps],
+            "history": [{**s, "at": _iso(s.get("at"))} for s in self.history()],
         }
 
 
@@ -615,8 +620,10 @@ def _load(db: sqlite3.Connection, source: str, event_id: str) -> dict[str, Any]:
 
 
 def _merge(row: dict[str, Any], entry: dict[str, Any], record: Record) -> dict[str, Any]:
-    common = {k: entry.get(k) for k in ("event_id", "source", "trace_id")}
-    row["steps"] = row["steps"] + [{**common, **s} for s in entry["steps"]]
+    # Steps are stored without the event's id, source and trace id (the row has them): the
+    # history is most of an event's bytes. `IndexedEvent.history` puts them back.
+    trace = {"trace_id": entry["trace_id"]} if entry.get("trace_id") else {}
+    row["steps"] = row["steps"] + [{**s, **trace} for s in entry["steps"]]
     row["audit_partition"], row["audit_offset"] = record.partition, record.offset
     return row
 
@@ -802,6 +809,8 @@ def catch_up(settings: Settings, index: EventIndex) -> CatchUp:
         if any(low > known.get(p, 0) for p, low in starts.items()):
             index.forget_before(topic, kind, starts)
         stored = index.offsets(topic)
+        if all(stored.get(p, low) >= end for p, (low, end) in marks[topic].items()):
+            continue  # nothing new: no consumer to start
         batch: list[Record] = []
         for record in read_to_end(settings, topic, start=stored, group_id=INDEX_GROUP):
             batch.append(record)

@@ -30,6 +30,8 @@ from hookstream.core.access import (
 )
 
 PRINCIPAL = web.AppKey("principal_credentials", tuple)
+WHO = web.RequestKey("principal", Principal)
+CSRF = web.RequestKey("csrf", str)
 SESSION_TTL = web.AppKey("session_ttl", float)
 OPEN_PATHS = ("/signin", "/static/", "/healthz", "/readyz")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -41,14 +43,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def principal_of(request: web.Request) -> Principal:
     """Who made this request (set by the middleware)."""
-    principal = request.get("principal")
+    principal = request.get(WHO)
     if not isinstance(principal, Principal):
         raise web.HTTPUnauthorized()
     return principal
 
 
 def csrf_of(request: web.Request) -> str:
-    return str(request.get("csrf", ""))
+    return str(request.get(CSRF, ""))
 
 
 def require(request: web.Request, action: Action) -> Principal:
@@ -113,7 +115,7 @@ async def access_control(request: web.Request, handler: Handler) -> web.StreamRe
         principal = authenticate_token(credentials, auth.removeprefix("Bearer ").strip())
         if principal is None:
             raise web.HTTPUnauthorized(text="unknown token", headers={"WWW-Authenticate": "Bearer"})
-        request["principal"] = principal
+        request[WHO] = principal
         return await handler(request)
     session = await get_session(request)
     principal = _from_session(session, request.app[SESSION_TTL])
@@ -121,8 +123,8 @@ async def access_control(request: web.Request, handler: Handler) -> web.StreamRe
         if path.startswith("/api/") or request.method not in SAFE_METHODS:
             raise web.HTTPUnauthorized(text="sign in first", headers={"WWW-Authenticate": "Bearer"})
         raise web.HTTPFound(f"/signin?next={request.rel_url.path_qs}")
-    request["principal"] = principal
-    request["csrf"] = session.get("csrf", "")
+    request[WHO] = principal
+    request[CSRF] = str(session.get("csrf", ""))
     if request.method not in SAFE_METHODS:
         if not _same_origin(request):
             raise web.HTTPForbidden(text="cross-site request refused")

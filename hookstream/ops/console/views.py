@@ -20,6 +20,7 @@ from hookstream.ops.audit import record_operator_action
 from hookstream.ops.console.access import (
     CSRF_FIELD,
     PRINCIPAL,
+    WHO,
     csrf_of,
     principal_of,
     require,
@@ -74,7 +75,7 @@ async def page_context(request: web.Request) -> dict[str, Any]:
     """What every page's layout needs: who is signed in, the CSRF token, the index health."""
     from hookstream.ops.console.app import INDEX
 
-    principal = request.get("principal")
+    principal = request.get(WHO)
     holder = request.app[INDEX]
     return {
         "principal": principal,
