@@ -637,10 +637,13 @@ def fold(steps: Sequence[dict[str, Any]]) -> dict[str, Any]:
     last_error = None
     event_type = entity_id = received_at = None
     destinations: set[str] = set()
+    base = 0  # a redrive starts the attempt numbers again: count on from the earlier ones
     for step in steps:
         kind = step.get("kind")
         state = _STATE_AFTER.get(str(kind), state)
-        attempts = max(attempts, int(step.get("attempt", step.get("attempts", 0)) or 0))
+        if kind == "redriven":
+            base = attempts
+        attempts = max(attempts, base + int(step.get("attempt", step.get("attempts", 0)) or 0))
         trace_id = trace_id or step.get("trace_id")
         if kind == "attempt":
             destinations.add(str(step.get("destination")))
@@ -656,7 +659,7 @@ def fold(steps: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "state": state,
         "attempts": attempts,
         "trace_id": trace_id,
-        "last_error": last_error,
+        "last_error": None if state == "delivered" else last_error,
         "destinations": sorted(destinations),
         "event_type": event_type,
         "entity_id": entity_id,

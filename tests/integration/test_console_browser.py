@@ -281,6 +281,7 @@ async def test_operator_finds_an_event_and_redrives_a_dead_letter_in_the_browser
 
             wait_until(delivered_after_redrive)
             assert len(driver.find_elements(By.CSS_SELECTOR, "#attempts li")) == 2
+            assert driver.find_element(By.ID, "attempt-count").text == "2"  # 400, then 200
             shoot(driver, "console-redriven")
 
             # Live counts per state on the list page.

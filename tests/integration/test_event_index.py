@@ -226,6 +226,8 @@ def test_the_index_answers_every_question_from_the_topics(make_settings, tmp_pat
     assert index.dead_letters() == []
     [redriven] = index.get("evt-dead")
     assert redriven.state == "delivered"
+    assert redriven.attempts == 2  # the redrive's attempt 1 counts after the first one
+    assert redriven.last_error is None  # delivered: nothing is wrong any more
     assert any(s.get("by") == "console:alice" for s in redriven.steps)
 
 
