@@ -295,3 +295,36 @@ def test_rows_leave_with_their_records_and_a_recreated_topic_is_read_anew(
     done = catch_up(settings, index)
     assert done.rebuilt
     assert [e.event_id for e in index.search(EventFilter()).items] == ["evt-after"]
+
+
+def test_events_list_show_and_dlq_list_answer_from_the_index(make_settings) -> None:
+    from tests.integration.test_retries import cli, cli_json
+
+    settings, config = make_settings()
+    write_history(Topics(settings))
+    listed = cli_json(config, "events", "list", "--entity", "cus_2")
+    assert [e["event_id"] for e in listed] == ["evt-late", "evt-retry"]
+    assert listed[1]["state"] == "retrying"
+    assert listed[1]["last_error"] == "sink: HTTP 503"
+    assert listed[1]["received_at"].startswith("2026-")
+    page = cli(config, "events", "list", "--limit", "2", "--json")
+    assert len(json.loads(page.stdout)) == 2
+    cursor = page.stderr.split("--cursor ")[1].strip()
+    rest = cli_json(config, "events", "list", "--limit", "10", "--cursor", cursor)
+    assert [e["event_id"] for e in rest] == ["evt-dead", "evt-retry", "evt-ok"]
+    assert cli_json(config, "events", "list", "--state", "accepted") == [
+        {**cli_json(config, "events", "list", "--entity", "cus_3")[0]}
+    ]
+    assert "no events match" in cli(config, "events", "list", "--source", "nope").stdout
+    assert cli(config, "events", "list", "--cursor", "junk", check=False).returncode == 2
+
+    shown = cli_json(config, "events", "show", "evt-retry")
+    assert (shown["state"], shown["attempts"], shown["trace_id"]) == ("retrying", 1, "ab" * 16)
+    assert [s["kind"] for s in shown["history"]] == ["received", "attempt", "retry_scheduled"]
+    assert shown["history"][0]["event_id"] == "evt-retry"
+    scanned = cli_json(config, "events", "show", "evt-retry", "--no-index")
+    assert [s["kind"] for s in scanned["history"]] == [s["kind"] for s in shown["history"]]
+
+    [dead] = cli_json(config, "dlq", "list")
+    assert dead == cli_json(config, "dlq", "list", "--no-index")[0]
+    assert cli_json(config, "dlq", "list", "--type", "customer.*") == []
