@@ -154,25 +154,33 @@ def _headers(raw: object) -> dict[str, bytes]:
 
 
 def watermarks(
-    settings: Settings, topic: str, *, timeout: float = 10.0, group_id: str = READER_GROUP
-) -> dict[int, tuple[int, int]]:
-    """partition -> (log start, end) of `topic` as it is now (the end is the last stable
-    offset, as `read_to_end` reads). Raises TopicNotFound."""
+    settings: Settings,
+    topics: Iterable[str],
+    *,
+    timeout: float = 10.0,
+    group_id: str = READER_GROUP,
+) -> dict[str, dict[int, tuple[int, int]]]:
+    """topic -> partition -> (log start, end) as they are now, with one client (the end is
+    the last stable offset, as `read_to_end` reads). A topic that does not exist maps to {}."""
     consumer = Consumer(
         client_config(settings, **{"group.id": group_id, "isolation.level": "read_committed"})
     )
+    found: dict[str, dict[int, tuple[int, int]]] = {}
     try:
-        metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-        if metadata is None or metadata.error is not None:
-            raise TopicNotFound(f"topic {topic} does not exist (run `hookstream topics create`)")
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
-            for p in sorted(metadata.partitions)
-        }
+        for topic in topics:
+            metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+            if metadata is None or metadata.error is not None:
+                found[topic] = {}
+                continue
+            found[topic] = {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+                for p in sorted(metadata.partitions)
+            }
     except KafkaException as exc:
-        raise ReadError(f"reading {topic} failed: {exc}") from None
+        raise ReadError(f"reading topic offsets failed: {exc}") from None
     finally:
         consumer.close()
+    return found
 
 
 def read_at(

@@ -793,12 +793,12 @@ def catch_up(settings: Settings, index: EventIndex) -> CatchUp:
         (audit_topic(settings), "audit", index.apply_audit),
         (dlq_topic(settings), "dlq", index.apply_dlq),
     )
-    marks: dict[str, dict[int, tuple[int, int]]] = {}
+    marks = watermarks(settings, [topic for topic, _, _ in topics], group_id=INDEX_GROUP)
+    if not any(marks.values()):
+        raise TopicNotFound(
+            f"topic {settings.topics.events} does not exist (run `hookstream topics create`)"
+        )
     for topic, _kind, _apply in topics:
-        try:
-            marks[topic] = watermarks(settings, topic, group_id=INDEX_GROUP)
-        except TopicNotFound:
-            marks[topic] = {}
         stored = index.offsets(topic)
         if any(next_offset > marks[topic].get(p, (0, 0))[1] for p, next_offset in stored.items()):
             rebuilt = True  # the topic is younger than what the index read of it
