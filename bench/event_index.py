@@ -61,7 +61,26 @@ def event_id(n: int) -> str:
 def produce(settings: Settings, start: int, end: int, t0: float) -> None:
     """Events [start, end): the ingress's record, the worker's audit record, and for some
     a dead letter."""
-    producer = Producer(producer_config(settings, **{"linger.ms": 50, "compression.type": "lz4"}))
+    producer = Producer(
+        producer_config(
+            settings,
+            **{
+                "linger.ms": 50,
+                "compression.type": "lz4",
+                "queue.buffering.max.messages": 500_000,
+            },
+        )
+    )
+    send = producer.produce
+
+    def produce_one(*args: object, **kwargs: object) -> None:
+        while True:
+            try:
+                send(*args, **kwargs)
+                return
+            except BufferError:  # the local queue is full: let the broker catch up
+                producer.poll(0.2)
+
     body = json.dumps({"data": {"object": {"customer": "cus_x"}}, "pad": "x" * 200}).encode()
     audit = audit_topic(settings)
     for n in range(start, end):
@@ -74,9 +93,7 @@ def produce(settings: Settings, start: int, end: int, t0: float) -> None:
             )
         )
         headers = event_headers(eid, source, kind)
-        producer.produce(
-            settings.topics.events, key=entity.encode(), value=envelope, headers=headers
-        )
+        produce_one(settings.topics.events, key=entity.encode(), value=envelope, headers=headers)
         fate = n % 100
         if fate >= 96:
             pass  # accepted, never audited yet
@@ -122,7 +139,7 @@ def produce(settings: Settings, start: int, end: int, t0: float) -> None:
                 "trace_id": f"{n:032x}",
                 "steps": [received, attempt, last],
             }
-            producer.produce(
+            produce_one(
                 audit,
                 key=dedupe_key(source, eid).encode(),
                 value=json.dumps(entry, separators=(",", ":")).encode(),
@@ -131,7 +148,7 @@ def produce(settings: Settings, start: int, end: int, t0: float) -> None:
                 state = RetryState(
                     1, 0.0, (Attempt(1, at, "sink", "permanent", 400, "HTTP 400", 4.2),)
                 )
-                producer.produce(
+                produce_one(
                     dlq_topic(settings),
                     key=entity.encode(),
                     value=envelope,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -68,7 +69,9 @@ class IndexHolder:
         """Catch up once; the error, if any, is shown on the pages until the next success."""
         try:
             done = await asyncio.to_thread(catch_up, self.settings, self.writer)
-        except HookstreamError as exc:
+        except (HookstreamError, sqlite3.Error) as exc:
+            # Shown on every page until a catch-up succeeds; the pages keep answering from
+            # what the index has.
             self.error = str(exc)
             log.warning("index_catch_up_failed", error=str(exc))
             return

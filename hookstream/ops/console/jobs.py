@@ -79,6 +79,9 @@ class RedriveJobs:
         except HookstreamError as exc:
             job.error = str(exc)
             log.warning("console_redrive_failed", job=job.id, error=str(exc))
+        except Exception as exc:  # a bug of ours: the job says so rather than running forever
+            job.error = f"{type(exc).__name__}: {exc}"
+            log.exception("console_redrive_failed", job=job.id)
         finally:
             job.finished = True
             log.info("console_redrive", job=job.id, by=job.by, done=job.done, total=job.total)
