@@ -33,7 +33,7 @@ run: venv ## Run the whole pipeline locally (broker, topics, ingress, worker); C
 	$(BIN)/hookstream run
 
 .PHONY: test
-test: venv kafka deploy-tools ## Set up, start the broker if needed, run the whole suite
+test: venv kafka deploy-tools browser ## Set up, start the broker if needed, run the whole suite
 	PATH="$(CURDIR)/.hookstream/bin:$$PATH" $(BIN)/pytest -q
 
 .PHONY: unit

@@ -106,6 +106,39 @@ class WorkerSettings(_Section):
     max_parked_per_lane: int = Field(default=10_000, ge=1)
 
 
+class ConsoleSettings(_Section):
+    """`hookstream console`: the operator web console and its event index."""
+
+    host: str = "0.0.0.0"  # noqa: S104 - served to operators beyond the pod
+    port: int = Field(default=8090, ge=0, le=65535)
+    # Who may sign in: a YAML file of users (scrypt password hashes) and tokens (sha256),
+    # with a role each (read_only | operator); `hookstream console hash` makes the hashes.
+    users_file: Path | None = None
+    # Signs the session cookie; replicas behind one Service must share it. Unset: a random
+    # key per process (sign-ins do not survive a restart).
+    session_secret: SecretStr | None = None
+    session_secret_env: str | None = None
+    session_ttl: Duration = 12 * 3600.0
+    # Where "view trace" links point: `{jaeger_url}/trace/{trace_id}`.
+    jaeger_url: str = "http://localhost:16686"
+    # The worker's HTTP port, asked for destination and lane state.
+    worker_url: str = "http://localhost:6066"
+    # The event index (SQLite); default <data_dir>/index/events.sqlite.
+    index_path: Path | None = None
+    # How often the index reads what the topics gained.
+    refresh: Duration = 1.0
+    # Sent to browsers as Secure cookies only (behind TLS).
+    secure_cookies: bool = False
+
+    @field_validator("jaeger_url", "worker_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+
 class _Retiring(_Section):
     not_after: float | None = None
 
@@ -246,6 +279,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
     destinations: dict[str, DestinationSettings] = Field(default_factory=dict)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     data_dir: Path = Path(".hookstream")
     # exactly_once: consume -> retry/DLQ/audit writes -> offset commit in one Kafka transaction.
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
@@ -330,6 +364,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
 
 
 def _resolve_secrets(data: dict[str, Any], env: Mapping[str, str], base: Path) -> None:
+    _resolve_console(data, env, base)
     sources = data.get("sources") or {}
     if not isinstance(sources, dict):
         return
@@ -363,6 +398,21 @@ def _resolve_secrets(data: dict[str, Any], env: Mapping[str, str], base: Path) -
             raise ConfigError(
                 f"sources.{name}.secrets", "no secret given (secrets, secrets_env or secrets_file)"
             )
+
+
+def _resolve_console(data: dict[str, Any], env: Mapping[str, str], base: Path) -> None:
+    console = data.get("console")
+    if not isinstance(console, dict):
+        return
+    if console.get("session_secret_env"):
+        var = str(console["session_secret_env"])
+        if not env.get(var):
+            raise ConfigError(
+                "console.session_secret_env", f"environment variable {var} is not set"
+            )
+        console["session_secret"] = env[var]
+    if console.get("users_file"):
+        console["users_file"] = str(base / str(console["users_file"]))
 
 
 def _config_error(exc: ValidationError) -> ConfigError:

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import click
 
-from hookstream.cli import broker, destinations, dlq, events, lanes, pipeline, replay, topics
+from hookstream.cli import (
+    broker,
+    console,
+    destinations,
+    dlq,
+    events,
+    lanes,
+    pipeline,
+    replay,
+    topics,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,5 +41,6 @@ for command in (
     lanes.lanes,
     replay.replay,
     destinations.destinations,
+    console.console,
 ):
     main.add_command(command)

@@ -21,17 +21,30 @@ def dlq() -> None:
 @click.option("--source", help="Only this source.")
 @click.option("--type", "event_type", help="Only this event type (glob).")
 @click.option("--since", help="Dead-lettered at or after (ISO time, or a duration ago: 2h).")
+@click.option("--no-index", is_flag=True, help="Read the DLQ topic instead of the event index.")
 @json_option("Print a JSON array.")
 @config_option
 def dlq_list(
-    settings: Settings, source: str | None, event_type: str | None, since: str | None, as_json: bool
+    settings: Settings,
+    source: str | None,
+    event_type: str | None,
+    since: str | None,
+    no_index: bool,
+    as_json: bool,
 ) -> None:
     """Dead-lettered events not yet redriven."""
     from hookstream.ops.dlq import dead_letters, select
+    from hookstream.ops.index import current_index
 
-    entries = select(
-        dead_letters(settings), source=source, event_type=event_type, since=parse_when(since)
-    )
+    entries: list[Any]
+    when = parse_when(since)
+    if no_index:
+        entries = select(dead_letters(settings), source=source, event_type=event_type, since=when)
+    else:
+        with current_index(settings) as index:
+            entries = index.dead_letters(
+                source=source, event_type=event_type, since=when.timestamp() if when else None
+            )
     if as_json:
         echo_json([e.summary() for e in entries])
         return
@@ -39,8 +52,9 @@ def dlq_list(
         click.echo("the DLQ is empty")
         return
     for e in entries:
+        summary = e.summary()
         click.echo(
-            f"{e.dead_lettered_at:%Y-%m-%d %H:%M:%S}  {e.source or '?':10} {e.event_id or '(poison)':30} "
+            f"{summary['dead_lettered_at'][:19]}  {e.source or '?':10} {e.event_id or '(poison)':30} "
             f"{e.event_type or '-':20} attempts={e.attempts}  {e.last_error or ''}"
         )
 
@@ -115,6 +129,16 @@ def dlq_redrive(
         sys.exit(1)
 
 
+def _operator() -> str:
+    """Who redrives, for the audit trail: the login name of the shell."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
 def _redrive_traced(settings: Settings, entries: list[Any]) -> int:
     """Redrive with span export on: each redrive span joins its event's trace."""
     from opentelemetry import trace
@@ -124,7 +148,7 @@ def _redrive_traced(settings: Settings, entries: list[Any]) -> int:
 
     setup_tracing("hookstream-cli", os.environ)
     try:
-        return redrive(settings, entries)
+        return redrive(settings, entries, by=_operator())
     finally:
         provider = trace.get_tracer_provider()
         if hasattr(provider, "shutdown"):

@@ -151,3 +151,86 @@ def _headers(raw: object) -> dict[str, bytes]:
     for name, value in items:  # type: ignore[attr-defined]
         out[str(name)] = value.encode() if isinstance(value, str) else (value or b"")
     return out
+
+
+def watermarks(
+    settings: Settings,
+    topics: Iterable[str],
+    *,
+    timeout: float = 10.0,
+    group_id: str = READER_GROUP,
+) -> dict[str, dict[int, tuple[int, int]]]:
+    """topic -> partition -> (log start, end) as they are now, with one client (the end is
+    the last stable offset, as `read_to_end` reads). A topic that does not exist maps to {}."""
+    consumer = Consumer(
+        client_config(settings, **{"group.id": group_id, "isolation.level": "read_committed"})
+    )
+    found: dict[str, dict[int, tuple[int, int]]] = {}
+    try:
+        for topic in topics:
+            metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+            if metadata is None or metadata.error is not None:
+                found[topic] = {}
+                continue
+            found[topic] = {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+                for p in sorted(metadata.partitions)
+            }
+    except KafkaException as exc:
+        raise ReadError(f"reading topic offsets failed: {exc}") from None
+    finally:
+        consumer.close()
+    return found
+
+
+def read_at(
+    settings: Settings,
+    topic: str,
+    positions: Iterable[tuple[int, int]],
+    *,
+    timeout: float = 10.0,
+    group_id: str = READER_GROUP,
+) -> dict[tuple[int, int], Record]:
+    """The records at (partition, offset) `positions`, one fetch per position: what a
+    lookup in the event index costs instead of a read of the whole topic. A position no
+    longer (or not yet) in the topic is left out."""
+    wanted = sorted(set(positions))
+    found: dict[tuple[int, int], Record] = {}
+    if not wanted:
+        return found
+    consumer = Consumer(
+        client_config(
+            settings,
+            **{
+                "group.id": group_id,
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+                "isolation.level": "read_committed",
+            },
+        )
+    )
+    try:
+        for partition, offset in wanted:
+            low, end = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=timeout
+            )
+            if not low <= offset < end:
+                continue
+            consumer.assign([TopicPartition(topic, partition, offset)])
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                message = consumer.poll(POLL)
+                if message is None:
+                    continue
+                if message.error() is not None:
+                    break  # the partition's end: the record was a transaction marker
+                if message.offset() == offset:
+                    found[(partition, offset)] = _record(topic, partition, offset, message)
+                break
+            else:
+                raise ReadError(f"reading {topic} {partition}/{offset} timed out")
+    except KafkaException as exc:
+        raise ReadError(f"reading {topic} failed: {exc}") from None
+    finally:
+        consumer.close()
+    return found

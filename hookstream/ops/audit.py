@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+import time
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from confluent_kafka import Producer
+
 from hookstream.config import Settings
 from hookstream.core.dedupe import dedupe_key
+from hookstream.errors import HookstreamError
+from hookstream.kafka.clients import producer_config
 from hookstream.kafka.reading import read_to_end
 from hookstream.kafka.topics import audit_topic
 
@@ -93,3 +98,56 @@ def lane_of(steps: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def _iso(at: Any) -> str | None:
     return None if at is None else datetime.fromtimestamp(float(at), UTC).isoformat()
+
+
+class AuditWriteError(HookstreamError):
+    """The audit topic did not take an operator's action."""
+
+
+def record_operator_steps(
+    settings: Settings,
+    steps: Iterable[tuple[str, str, str | None, dict[str, Any]]],
+) -> int:
+    """Write (source, event id, trace id, step) into each event's audit trail: what an
+    operator did to it, and who. Returns how many were written."""
+    records = []
+    for source, event_id, trace_id, step in steps:
+        entry = {"event_id": event_id, "source": source, "trace_id": trace_id, "steps": [step]}
+        records.append((dedupe_key(source, event_id).encode(), entry))
+    return _write(settings, records)
+
+
+def record_operator_action(
+    settings: Settings, by: str, action: str, target: str, **details: Any
+) -> None:
+    """An operator's action on no single event (a pause, a release) in the audit trail."""
+    entry = {
+        "operator_action": action,
+        "target": target,
+        "by": by,
+        "at": time.time(),
+        **details,
+    }
+    _write(settings, [(f"operator/{action}/{target}".encode(), entry)])
+
+
+def _write(settings: Settings, records: list[tuple[bytes, dict[str, Any]]]) -> int:
+    if not records:
+        return 0
+    producer = Producer(producer_config(settings))
+    errors: list[str] = []
+
+    def report(error: Any, _message: Any) -> None:
+        if error is not None:
+            errors.append(str(error))
+
+    for key, entry in records:
+        producer.produce(
+            audit_topic(settings),
+            key=key,
+            value=json.dumps(entry, separators=(",", ":")).encode(),
+            on_delivery=report,
+        )
+    if producer.flush(30) or errors:
+        raise AuditWriteError("the audit topic did not take the record: " + "; ".join(errors[:3]))
+    return len(records)

@@ -32,6 +32,7 @@ from hookstream.errors import HookstreamError
 from hookstream.kafka.clients import producer_config
 from hookstream.kafka.reading import Record, read_to_end
 from hookstream.kafka.topics import dlq_topic
+from hookstream.ops.audit import record_operator_steps
 from hookstream.telemetry import publish_span
 from schemas import EnvelopeError, decode_envelope
 
@@ -103,7 +104,8 @@ class DeadLetter:
         }
 
 
-def _entry(record: Record) -> DeadLetter:
+def entry_of(record: Record) -> DeadLetter:
+    """A DLQ record as a DeadLetter (poison when its envelope does not decode)."""
     headers = record.headers
     at_ms = dead_lettered_at_ms(headers) or record.timestamp_ms
     try:
@@ -142,7 +144,7 @@ def dead_letters(settings: Settings) -> list[DeadLetter]:
             if position is not None:
                 redriven.add(position)
             continue
-        entries[(record.partition, record.offset)] = _entry(record)
+        entries[(record.partition, record.offset)] = entry_of(record)
     live = [e for pos, e in entries.items() if pos not in redriven]
     return sorted(live, key=lambda e: (e.dead_lettered_at, e.record.partition, e.record.offset))
 
@@ -174,8 +176,10 @@ class RedriveError(HookstreamError):
     """Records could not be put back."""
 
 
-def redrive(settings: Settings, entries: list[DeadLetter]) -> int:
-    """Put each entry back on the events topic (same key, value and event id), then mark it."""
+def redrive(settings: Settings, entries: list[DeadLetter], by: str | None = None) -> int:
+    """Put each entry back on the events topic (same key, value and event id), then mark it;
+    the event's audit trail says who redrove it (`by`) when it is named."""
+    started = time.time()
     producer = Producer(producer_config(settings))
     errors: list[str] = []
 
@@ -229,7 +233,20 @@ def redrive(settings: Settings, entries: list[DeadLetter]) -> int:
         raise RedriveError(
             "records were redriven but not all were marked in the DLQ: " + "; ".join(errors[:5])
         )
+    if by is not None:
+        record_operator_steps(
+            settings,
+            (
+                (e.source, e.event_id, None, _redriven_step(e, by, started))
+                for e in entries
+                if e.source and e.event_id
+            ),
+        )
     return len(entries)
+
+
+def _redriven_step(entry: DeadLetter, by: str, at: float) -> dict[str, Any]:
+    return {"kind": "redriven", "at": at, "by": by, "position": entry.position}
 
 
 def _kafka_headers(headers: list[tuple[str, bytes]]) -> list[tuple[str, str | bytes | None]]:

@@ -13,7 +13,7 @@ import yaml
 
 from .conftest import ROOT, TOOL_DIR, Obj, missing, require_module, run
 
-HOOKSTREAM_SERVICES = ("topics", "ingress", "worker")
+HOOKSTREAM_SERVICES = ("topics", "ingress", "worker", "console")
 
 
 @pytest.fixture(scope="session")
@@ -80,8 +80,8 @@ def test_services_start_in_order(compose: Obj) -> None:
                 )
 
 
-def test_ingress_and_worker_have_health_checks(compose: Obj) -> None:
-    for service in ("ingress", "worker"):
+def test_ingress_worker_and_console_have_health_checks(compose: Obj) -> None:
+    for service in ("ingress", "worker", "console"):
         assert compose["services"][service]["healthcheck"]["test"], service
 
 

@@ -507,9 +507,43 @@ def load_hookstream_settings(manifests: Manifests, tmp_path: Path) -> Any:
             stand_in = tmp_path / f"{name}.secret"
             stand_in.write_text("stand-in-secret\n")
             source["secrets_file"] = str(stand_in)
+    console = config.get("console") or {}
+    if "session_secret_env" in console:
+        environ[console["session_secret_env"]] = "stand-in-secret"
     file = tmp_path / "hookstream.yaml"
     file.write_text(yaml.safe_dump(config))
     return config_module.load_settings(file, environ)
+
+
+def test_console_signs_in_from_a_secret_and_keeps_its_index_on_a_volume(
+    manifests: Manifests, tmp_path: Path
+) -> None:
+    [deployment] = [
+        d for d in manifests.of_kind("Deployment") if d["metadata"]["name"] == "hookstream-console"
+    ]
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["args"] == ["console"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    env = env_of(container)
+    settings = load_hookstream_settings(manifests, tmp_path)
+    secret_env = manifests.hookstream_config()["console"]["session_secret_env"]
+    # A generated Secret's name gains a hash suffix.
+    assert env[secret_env]["valueFrom"]["secretKeyRef"]["name"].startswith("hookstream-console")
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    users = Path(str(settings.console.users_file))
+    assert volumes[mounts[str(users.parent)]]["secret"]["secretName"].startswith(
+        "hookstream-console"
+    )
+    data_dir = env["HOOKSTREAM_DATA_DIR"]["value"]
+    assert "emptyDir" in volumes[mounts[data_dir]]  # rebuildable from Kafka: no claim needed
+    services = [
+        s for s in manifests.of_kind("Service") if s["metadata"]["name"] == "hookstream-console"
+    ]
+    assert services
+    assert services[0]["spec"]["ports"][0]["targetPort"] == "http"
+    assert container["ports"][0]["containerPort"] == settings.console.port
 
 
 def test_config_loads_with_hookstream_settings(manifests: Manifests, tmp_path: Path) -> None:

@@ -236,7 +236,9 @@ async def test_a_handler_raising_cancelled_error_is_a_failed_attempt() -> None:
             "local": {"handler": "tests.unit.test_worker_faults:cancelling_handler"},
         },
     )
-    deliverer = Deliverer(config.destinations, DestinationGates(config.destinations, stale_after=600.0))
+    deliverer = Deliverer(
+        config.destinations, DestinationGates(config.destinations, stale_after=600.0)
+    )
     envelope = Envelope(
         event_id="evt_1", source="stripe", entity_id="cus_1", body=b"{}", received_at=record_time()
     )
@@ -257,7 +259,9 @@ async def test_a_lane_cancelled_by_the_worker_is_still_cancelled() -> None:
         sources={"stripe": {"scheme": "stripe", "secrets": ["whsec_x"]}},
         destinations={"local": {"handler": "tests.unit.test_worker_faults:cancelling_handler"}},
     )
-    deliverer = Deliverer(config.destinations, DestinationGates(config.destinations, stale_after=600.0))
+    deliverer = Deliverer(
+        config.destinations, DestinationGates(config.destinations, stale_after=600.0)
+    )
     deliverer._handlers["local"] = slow
     envelope = Envelope(
         event_id="evt_1", source="stripe", entity_id="cus_1", body=b"{}", received_at=record_time()
