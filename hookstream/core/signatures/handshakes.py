@@ -23,7 +23,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hookstream.core.signatures.base import HandshakeAnswer, SigningKey, active_keys
+from hookstream.core.signatures.base import (
+    HandshakeAnswer,
+    SigningKey,
+    VerificationError,
+    active_keys,
+)
 from hookstream.core.signatures.hmac_schemes import ZOOM
 from hookstream.core.signatures.parsing import header_text
 from hookstream.core.signatures.twitch import MESSAGE_TYPE
@@ -96,9 +101,18 @@ def discord_deferred(body: bytes) -> HandshakeAnswer | None:
     return None
 
 
+def _text(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's text, or None when absent or not valid UTF-8: a handshake answers or passes,
+    it never raises."""
+    try:
+        return header_text(headers, name)
+    except VerificationError:
+        return None
+
+
 def twitch_challenge(headers: Mapping[str, str], body: bytes, now: float) -> HandshakeAnswer | None:
     """Twitch's ``webhook_callback_verification``: the challenge, as text."""
-    if header_text(headers, MESSAGE_TYPE) != "webhook_callback_verification":
+    if _text(headers, MESSAGE_TYPE) != "webhook_callback_verification":
         return None
     doc = _document(body, b"challenge")
     challenge = _printable(doc.get("challenge")) if doc is not None else None
@@ -129,8 +143,8 @@ class ZoomValidation:
 
     def _signing_key(self, headers: Mapping[str, str], body: bytes, now: float) -> bytes:
         """The active secret whose signature the (already verified) request carries."""
-        offered = (header_text(headers, ZOOM.header) or "").encode()
-        stamp = header_text(headers, ZOOM.timestamp_header or "") or ""
+        offered = (_text(headers, ZOOM.header) or "").encode()
+        stamp = _text(headers, ZOOM.timestamp_header or "") or ""
         keys = active_keys(self.keys, now)
         for key in keys:
             if hmac.compare_digest(ZOOM.signature(key, body, stamp).encode(), offered):
