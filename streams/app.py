@@ -209,6 +209,7 @@ def create_worker_app(settings: Settings, reprocess: ReprocessRanges | None = No
 
     def resume_assigned(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
         dispatcher.assigned(args[0])
+        lot.assigned()
 
     app.on_partitions_revoked.connect(stop_revoked_lanes)
     app.on_partitions_assigned.connect(resume_assigned)
