@@ -128,7 +128,11 @@ class ParkingLot:
             state, seq = unpark(state)
         policy = OnDeadLetter(self._settings.sources[source].on_dead_letter)
         now = self._clock()
-        settled = outcome.kind is not Kind.DUPLICATE or self._processor.is_done(source, event_id)
+        settled = (
+            outcome.kind is not Kind.DUPLICATE
+            or state is None
+            or self._processor.is_done(source, event_id)
+        )
         new = after_outcome(state, event_id, outcome.kind, policy, now, partition, settled=settled)
         if state is not None or new is not None:
             self._save(key, new)
