@@ -246,6 +246,7 @@ def create_worker_app(
 
     def resume_assigned(sender: Any, /, *args: Any, signal: Any, **kw: Any) -> None:
         dispatcher.assigned(args[0])
+        lot.assigned()
 
     if follow_control:
         app.task(follower.follow)

@@ -70,6 +70,14 @@ class ParkingLot:
         self._clock = clock
         self._max = settings.worker.max_parked_per_lane
         self._draining: set[str] = set()
+        # Keys of the lanes table held here, so that a clear lane (nearly every record) costs
+        # no table read; None: to be read again (after an assignment, once the tables are
+        # recovered, which happens before any record of the assignment runs).
+        self._known: set[str] | None = None
+
+    def assigned(self) -> None:
+        """A new assignment: the lane keys held here are read again at the next record."""
+        self._known = None
 
     async def run(self, record: Incoming) -> None:
         """Process `record` in its lane; never raises (the processor routes failures)."""
@@ -120,7 +128,11 @@ class ParkingLot:
             state, seq = unpark(state)
         policy = OnDeadLetter(self._settings.sources[source].on_dead_letter)
         now = self._clock()
-        settled = outcome.kind is not Kind.DUPLICATE or self._processor.is_done(source, event_id)
+        settled = (
+            outcome.kind is not Kind.DUPLICATE
+            or state is None
+            or self._processor.is_done(source, event_id)
+        )
         new = after_outcome(state, event_id, outcome.kind, policy, now, partition, settled=settled)
         if state is not None or new is not None:
             self._save(key, new)
@@ -196,15 +208,24 @@ class ParkingLot:
             await self._drain(key, source)
 
     def _state(self, key: str) -> LaneState | None:
+        if self._known is None:
+            self._known = {str(k) for k, _ in self._lanes.items()}
+        if key not in self._known:
+            return None
         raw = self._lanes.get(key)
         return None if raw is None else LaneState.from_json(raw)
 
     def _save(self, key: str, state: LaneState | None) -> None:
         if state is None:
-            if self._lanes.get(key) is not None:
+            held = self._known is None or key in self._known
+            if held and self._lanes.get(key) is not None:
                 del self._lanes[key]
+            if self._known is not None:
+                self._known.discard(key)
         else:
             self._lanes[key] = state.to_json()
+            if self._known is not None:
+                self._known.add(key)
 
 
 def lane_gauges(lanes: Any, sources: list[str], now: float) -> None:

@@ -83,7 +83,8 @@ async def test_metrics_across_accept_duplicate_retry_and_dlq(
         before = await scrape(session, f"{base}/metrics")
 
         async def post(url: str, event_id: str) -> int:
-            body = event_body(event_id, "c1", 0)
+            # One entity per event: a retry would hold back its entity's later events.
+            body = event_body(event_id, event_id, 0)
             return await post_signed(session, url, settings, "std", event_id, body)
 
         assert await post(base, "ok-1") == 202

@@ -178,6 +178,19 @@ def hookstream(config: object, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+async def held_lanes(config: object) -> dict[tuple[str, str], dict[str, object]]:
+    """`lanes list --json` once some lane is held (its blocker left the retry tiers)."""
+    deadline = time.monotonic() + 60
+    while True:
+        listed = await asyncio.to_thread(hookstream, config, "lanes", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        lanes = {(lane["source"], lane["entity"]): lane for lane in json.loads(listed.stdout)}
+        if any(lane["cause"] == "held" for lane in lanes.values()):
+            return lanes
+        assert time.monotonic() < deadline, f"no lane held: {lanes}"
+        await asyncio.sleep(0.5)
+
+
 @pytest.mark.timeout(240)
 async def test_entities_keep_arrival_order_across_retries_and_dead_letters(
     make_settings, worker_process, flaky_sink
@@ -206,9 +219,7 @@ async def test_entities_keep_arrival_order_across_retries_and_dead_letters(
     await wait_for_gauge(settings, "hookstream_parked", 'source="std"', 6.0)
     assert not set(expected["cus_001"][3:]) & {e for _, e, _ in flaky_sink.received}
 
-    listed = hookstream(config, "lanes", "list", "--json")
-    assert listed.returncode == 0, listed.stderr
-    lanes = {(lane["source"], lane["entity"]): lane for lane in json.loads(listed.stdout)}
+    lanes = await held_lanes(config)
     assert lanes[("std", "cus_001")]["blocked_by"] == held
     assert lanes[("std", "cus_001")]["cause"] == "held"
     assert lanes[("std", "cus_001")]["parked"] == 6

@@ -80,8 +80,9 @@ async def test_retry_tiers_retry_after_dlq_and_redrive(
     async with aiohttp.ClientSession() as session:
         for event_id in ids:
             assert (
+                # One entity per event: a held one would park its entity's later events.
                 await post_signed(
-                    session, base, settings, "std", event_id, event_body(event_id, "c", 0)
+                    session, base, settings, "std", event_id, event_body(event_id, event_id, 0)
                 )
                 == 202
             )
@@ -116,6 +117,7 @@ async def test_retry_tiers_retry_after_dlq_and_redrive(
         "received",
         "attempt",
         "retry_scheduled",
+        "lane_blocked",  # ordering: entity: its entity's later events wait behind it
         "attempt",
         "retry_scheduled",
         "attempt",
@@ -191,8 +193,9 @@ async def test_exactly_once_mode_retries_and_delivers_once(
     async with aiohttp.ClientSession() as session:
         for event_id in ids:
             assert (
+                # One entity per event: a held one would park its entity's later events.
                 await post_signed(
-                    session, base, settings, "std", event_id, event_body(event_id, "c", 0)
+                    session, base, settings, "std", event_id, event_body(event_id, event_id, 0)
                 )
                 == 202
             )
