@@ -404,7 +404,7 @@ def test_event_extraction_fails_only_one_way(
     except UnusableEvent as exc:
         facts = exc
     if isinstance(facts, UnusableEvent):
-        assert facts.reason in ("missing_event_id", "malformed_json")
+        assert facts.reason in ("missing_event_id", "malformed_json", "bad_event_id")
     else:
         for text in (facts.event_id, facts.entity_id, facts.event_type or ""):
             text.encode("utf-8")  # what Kafka keys, headers and Avro strings need
