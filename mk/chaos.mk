@@ -3,6 +3,7 @@
 #
 #   make chaos                    reduced size (CI: a few minutes)
 #   make chaos CHAOS_SIZE=full    20k-event burst, 10 kills, 30 s outage, 15-min soak
+#   HOOKSTREAM_CHAOS_GUARANTEE=exactly_once make chaos   the same under exactly_once
 
 CHAOS_SIZE ?= reduced
 
@@ -11,7 +12,7 @@ chaos: venv ## Run the fault suite (CHAOS_SIZE=reduced|full); figures in .hookst
 	rm -f .hookstream/chaos/*-$(CHAOS_SIZE).json
 	HOOKSTREAM_CHAOS_SIZE=$(CHAOS_SIZE) $(BIN)/pytest -q -p no:randomly tests/chaos; \
 	  status=$$?; \
-	  for f in .hookstream/chaos/*-$(CHAOS_SIZE).json; do \
+	  for f in .hookstream/chaos/*-$(CHAOS_SIZE)*.json; do \
 	    [ -e "$$f" ] && echo "== $$f" && cat "$$f"; \
 	  done; \
 	  exit $$status

@@ -37,6 +37,7 @@ from hookstream.kafka.topics import retry_topic
 from tests.conftest import HMAC_SECRET, ROOT, base_config, free_port, write_config
 
 SIZE = os.environ.get("HOOKSTREAM_CHAOS_SIZE", "reduced")
+GUARANTEE = os.environ.get("HOOKSTREAM_CHAOS_GUARANTEE", "at_least_once")
 FULL = SIZE == "full"
 REPORT_DIR = ROOT / ".hookstream" / "chaos"
 
@@ -88,6 +89,7 @@ def chaos_settings(
             chaos_broker.bootstrap,
             data,
             destinations={"sink": {"url": sink_url, "timeout": "5s"}},
+            processing_guarantee=GUARANTEE,
             **sections,
         )
         path = tmp_path / f"{data.name}.yaml"
@@ -118,6 +120,7 @@ class Ledger:
     def summary(self, **extra: Any) -> dict[str, Any]:
         return {
             "size": SIZE,
+            "processing_guarantee": GUARANTEE,
             "accepted": len(self.accepted),
             "delivered_ids": len(self.received),
             "lost": len(self.lost),
@@ -132,7 +135,8 @@ class Ledger:
 def report(name: str, summary: dict[str, Any]) -> None:
     """Print a scenario's figures and keep them under .hookstream/chaos/."""
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
-    (REPORT_DIR / f"{name}-{SIZE}.json").write_text(json.dumps(summary, indent=2))
+    suffix = "" if GUARANTEE == "at_least_once" else f"-{GUARANTEE}"
+    (REPORT_DIR / f"{name}-{SIZE}{suffix}.json").write_text(json.dumps(summary, indent=2))
     print(f"\nCHAOS {name}: {json.dumps(summary)}")
 
 

@@ -51,19 +51,27 @@ async def start_ingress(settings: Settings) -> tuple[str, web.AppRunner]:
     return f"http://127.0.0.1:{runner.addresses[0][1]}", runner
 
 
-def worker_config(path: Path, n: int) -> tuple[Path, Settings]:
-    """A copy of the config with its own worker port: workers of one group on one host."""
+def worker_config(path: Path, n: int, own_state: bool) -> tuple[Path, Settings]:
+    """A copy of the config with its own worker port and, for workers running side by side,
+    its own data dir (as each pod has its own volume): workers of one group on one host."""
     from tests.conftest import write_config
 
     config = yaml.safe_load(path.read_text())
     config["worker"]["port"] = free_port()
+    if own_state:
+        data = Path(config["data_dir"]) / f"w{n}"
+        data.mkdir(parents=True, exist_ok=True)
+        config["data_dir"] = str(data)
     copy = path.with_name(f"{path.stem}-w{n}.yaml")
     return copy, write_config(config, copy)
 
 
-async def start_worker(path: Path, tmp_path: Path, n: int) -> WorkerProcess:
-    """Worker `n` of a scenario; its log is kept under .hookstream/chaos/logs/."""
-    config, settings = worker_config(path, n)
+async def start_worker(
+    path: Path, tmp_path: Path, n: int, *, own_state: bool = False
+) -> WorkerProcess:
+    """Worker `n` of a scenario; its log is kept under .hookstream/chaos/logs/. A restarted
+    worker shares its predecessor's state (`own_state` False), as a restarted pod does."""
+    config, settings = worker_config(path, n, own_state)
     logs = REPORT_DIR / "logs" / tmp_path.name
     logs.mkdir(parents=True, exist_ok=True)
     worker = WorkerProcess(config, settings, logs / f"worker{n}.log")
@@ -201,7 +209,7 @@ async def test_three_workers_one_killed(
     sink_url, ledger = sink
     settings, path = chaos_settings(sink_url, topics={"partitions": 6})
     url, runner = await start_ingress(settings)
-    workers = [await start_worker(path, tmp_path, n) for n in range(3)]
+    workers = [await start_worker(path, tmp_path, n, own_state=True) for n in range(3)]
     load = asyncio.create_task(
         send_events(url, ledger, SIZES.group_events, rate=SIZES.group_events / 30.0)
     )
