@@ -169,16 +169,93 @@ def install_tracer_provider(service_name: str) -> TracerProvider:
     return provider
 
 
-def setup_tracing(service_name: str, environ: Mapping[str, str]) -> TracerProvider:
-    """Tracing from the standard OTEL_* variables; spans always carry ids, export is opt-in."""
-    provider = install_tracer_provider(environ.get("OTEL_SERVICE_NAME") or service_name)
+def setup_tracing(
+    service_name: str, environ: Mapping[str, str], *, record_unexported: bool = True
+) -> trace.TracerProvider:
+    """Tracing from the standard OTEL_* variables; spans always carry ids, export is opt-in.
+
+    `record_unexported=False`: when nothing exports spans, make them ids only (IdsOnly) rather
+    than recording spans that no one will read; the ingress's request path asks for that.
+    """
     export = trace_export(environ)
     for setting in export.ignored:
         log.warning("tracing_setting_ignored", setting=setting)
-    for exporter in span_exporters(export):
+    exporters = span_exporters(export)
+    if not exporters and not record_unexported:
+        current = trace.get_tracer_provider()
+        if not isinstance(current, TracerProvider | IdsOnlyTracerProvider):
+            trace.set_tracer_provider(IdsOnlyTracerProvider())
+        instrument_http_client()
+        return trace.get_tracer_provider()
+    provider = install_tracer_provider(environ.get("OTEL_SERVICE_NAME") or service_name)
+    for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     instrument_http_client()
     return provider
+
+
+class IdsOnlyTracerProvider(trace.TracerProvider):
+    """Spans that are ids only: each continues its parent's trace (or starts one) with a
+    fresh span id, and its context is current while it runs, so trace ids still reach logs,
+    Kafka headers (`traceparent`, sampled unless the parent said otherwise) and the audit
+    trail. Nothing is recorded: attributes, events and timing are dropped, which is all a
+    span no exporter reads would have been good for, at a fraction of the cost."""
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: Any = None,
+    ) -> trace.Tracer:
+        return _IDS_ONLY_TRACER
+
+
+class _IdsOnlyTracer(trace.Tracer):
+    def __init__(self) -> None:
+        from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
+        self._ids = RandomIdGenerator()
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Any = None,
+        links: Any = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace.Span:
+        parent = trace.get_current_span(context).get_span_context()
+        if parent.is_valid:
+            trace_id, flags, state = parent.trace_id, parent.trace_flags, parent.trace_state
+        else:
+            trace_id = self._ids.generate_trace_id()
+            flags, state = trace.TraceFlags(trace.TraceFlags.SAMPLED), None
+        span_id = self._ids.generate_span_id()
+        return trace.NonRecordingSpan(trace.SpanContext(trace_id, span_id, False, flags, state))
+
+    @contextmanager
+    def start_as_current_span(  # type: ignore[override]  # the API's decorator is private
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Any = None,
+        links: Any = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> Iterator[trace.Span]:
+        span = self.start_span(name, context)
+        with trace.use_span(span, end_on_exit=False):
+            yield span
+
+
+_IDS_ONLY_TRACER = _IdsOnlyTracer()
 
 
 def span_exporters(export: TraceExport) -> list[SpanExporter]:

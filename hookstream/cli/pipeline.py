@@ -42,7 +42,7 @@ def ingress(
     from ingress.app import run_ingress
 
     setup_logging(log_level)
-    setup_tracing("hookstream-ingress", os.environ)
+    setup_tracing("hookstream-ingress", os.environ, record_unexported=False)
     run_ingress(settings, reuse_port=reuse_port)
 
 

@@ -96,3 +96,31 @@ def test_the_lean_server_span_middleware_unless_headers_are_to_be_captured() -> 
     (official,) = http_server_middlewares(environ=capture)
     assert official is not _server_span_middleware
     assert official.__module__ == aiohttp_server.__name__
+
+
+def test_ids_only_spans_continue_the_trace_and_carry_it_in_traceparent() -> None:
+    from opentelemetry import propagate, trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    from hookstream.telemetry import IdsOnlyTracerProvider
+
+    tracer = IdsOnlyTracerProvider().get_tracer("t")
+    with tracer.start_as_current_span("server") as root:
+        started = root.get_span_context()
+        assert started.is_valid
+        assert started.trace_flags.sampled
+        assert not root.is_recording()
+        with tracer.start_as_current_span("publish") as child:
+            context = child.get_span_context()
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+    assert context.trace_id == started.trace_id
+    assert context.span_id != started.span_id
+    assert carrier["traceparent"] == (f"00-{context.trace_id:032x}-{context.span_id:016x}-01")
+    # A sender's traceparent, sampled or not, is continued as it says.
+    sender = SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(0))
+    with trace.use_span(NonRecordingSpan(sender)):
+        span = tracer.start_span("server")
+    assert span.get_span_context().trace_id == 0xABC
+    assert not span.get_span_context().trace_flags.sampled
+    assert trace.get_current_span() is not span
