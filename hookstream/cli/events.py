@@ -51,6 +51,13 @@ def events_show(
         f"event {event_id} ({summary['source']}): {summary['state']}, {summary['attempts']} attempt(s)"
     )
     click.echo(f"trace {summary['trace_id']}")
+    lane = summary.get("lane")
+    if lane and lane["state"] == "parked":
+        click.echo(f"lane: parked, behind {lane.get('behind')}")
+    elif lane:
+        click.echo(
+            f"lane: blocking its entity's later events ({lane.get('cause')}) since {lane.get('since')}"
+        )
     for step in summary["history"]:
         extra = {k: v for k, v in step.items() if k not in _STEP_FRAME and v is not None}
         click.echo(f"  {step['at']}  {step['kind']:16} {json.dumps(extra, ensure_ascii=False)}")

@@ -39,7 +39,7 @@ from hookstream.core.headers import (
 )
 from hookstream.kafka.reading import Record, TopicNotFound, read_to_end, watermarks
 from hookstream.kafka.topics import audit_topic, dlq_topic
-from hookstream.ops.audit import STATE_AFTER
+from hookstream.ops.audit import STATE_AFTER, lane_of
 from schemas import EnvelopeError, decode_envelope
 
 SCHEMA_VERSION = 1
@@ -176,6 +176,7 @@ class IndexedEvent:
             "event_id": self.event_id,
             "source": self.source,
             "state": self.state,
+            "lane": lane_of(list(self.steps)),
             "attempts": self.attempts,
             "trace_id": self.trace_id,
             "event_type": self.event_type,
