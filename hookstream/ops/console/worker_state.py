@@ -103,9 +103,9 @@ def destination_rows(settings: Settings, live: list[dict[str, Any]]) -> list[dic
 
 
 def breaker_text(by_worker: dict[str, Any]) -> str | None:
-    """One word when every worker's breaker agrees, else each worker's."""
+    """One word when every worker's breaker agrees, else each worker's ("off": none set)."""
     states = {
-        worker: (breaker or {}).get("state", "none") if isinstance(breaker, dict) else "none"
+        worker: str(breaker.get("state")) if isinstance(breaker, dict) else "off"
         for worker, breaker in sorted(by_worker.items())
     }
     if not states:
