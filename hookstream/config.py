@@ -121,8 +121,6 @@ class ConsoleSettings(_Section):
     session_ttl: Duration = 12 * 3600.0
     # Where "view trace" links point: `{jaeger_url}/trace/{trace_id}`.
     jaeger_url: str = "http://localhost:16686"
-    # The worker's HTTP port, asked for destination and lane state.
-    worker_url: str = "http://localhost:6066"
     # The event index (SQLite); default <data_dir>/index/events.sqlite.
     index_path: Path | None = None
     # How often the index reads what the topics gained.
@@ -130,7 +128,7 @@ class ConsoleSettings(_Section):
     # Sent to browsers as Secure cookies only (behind TLS).
     secure_cookies: bool = False
 
-    @field_validator("jaeger_url", "worker_url")
+    @field_validator("jaeger_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         parts = urlsplit(value)

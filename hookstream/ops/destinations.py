@@ -8,6 +8,7 @@ destinations' status there every few seconds.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Producer
@@ -24,17 +25,39 @@ class DestinationError(HookstreamError):
     """The control topic could not be written."""
 
 
-def destination_status(settings: Settings, timeout: float = 10.0) -> list[dict[str, Any]]:
-    """One row per configured destination: state, in flight, rate, breakers, last error."""
-    control = DestinationControl(settings.worker.group_id)
-    try:
-        for record in read_to_end(settings, control_topic(settings), timeout=timeout):
-            try:
-                control.apply(record.key, record.value)
-            except (ValueError, KeyError, TypeError):
-                continue  # a record of another kind or version: not ours to show
-    except TopicNotFound:
-        pass
+@dataclass
+class ControlReader:
+    """The control topic as read so far for the worker group: pauses and the workers'
+    statuses. `refresh` reads on from where the last read stopped, so a long-lived reader
+    (the console) pays only for what the topic gained; a one-off (the CLI) reads it all."""
+
+    settings: Settings
+    control: DestinationControl = field(init=False)
+    _next: dict[int, int] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.control = DestinationControl(self.settings.worker.group_id)
+
+    def refresh(self, timeout: float = 10.0) -> DestinationControl:
+        topic = control_topic(self.settings)
+        try:
+            for record in read_to_end(self.settings, topic, start=self._next, timeout=timeout):
+                self._next[record.partition] = record.offset + 1
+                try:
+                    self.control.apply(record.key, record.value)
+                except (ValueError, KeyError, TypeError):
+                    continue  # a record of another kind or version: not ours to show
+        except TopicNotFound:
+            pass
+        return self.control
+
+
+def destination_status(
+    settings: Settings, timeout: float = 10.0, reader: ControlReader | None = None
+) -> list[dict[str, Any]]:
+    """One row per configured destination: state, in flight, rate, breakers, last error
+    (`reader`: one kept between calls, which reads only what is new)."""
+    control = (reader or ControlReader(settings)).refresh(timeout)
     return control.summary(list(settings.destinations), time.time())
 
 

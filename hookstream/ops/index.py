@@ -44,9 +44,19 @@ from schemas import EnvelopeError, decode_envelope
 
 SCHEMA_VERSION = 1
 STATES = ("accepted", "processing", "retrying", "parked", "delivered", "dead_lettered")
-# Steps the index reads besides the worker's (STATE_AFTER): an operator's redrive puts the
-# event back to be taken again; a lane parks an event behind its entity's blocked one.
-_STATE_AFTER = {**STATE_AFTER, "redriven": "accepted", "parked": "parked", "released": "accepted"}
+# Steps the index reads besides the delivery steps (STATE_AFTER): an operator's redrive puts
+# the event back to be taken again; a lane parks an event behind its entity's blocked one.
+# The steps a lane writes on its blocking event leave that event where it is: blocking its
+# lane from a retry tier (retrying) or from the DLQ (dead_lettered, `on_dead_letter: hold`);
+# a lane that moved on from it (`skip`, or an operator's release) leaves it in the DLQ.
+_STATE_AFTER = {
+    **STATE_AFTER,
+    "redriven": "accepted",
+    "parked": "parked",
+    "lane_skipped": "dead_lettered",
+    "lane_released": "dead_lettered",
+}
+_BLOCKED_STATE = {"retrying": "retrying", "held": "dead_lettered"}  # lane_blocked, by cause
 DEFAULT_PAGE = 50
 MAX_PAGE = 500
 INDEX_GROUP = "hookstream-index"
@@ -641,7 +651,10 @@ def fold(steps: Sequence[dict[str, Any]]) -> dict[str, Any]:
     base = 0  # a redrive starts the attempt numbers again: count on from the earlier ones
     for step in steps:
         kind = step.get("kind")
-        state = _STATE_AFTER.get(str(kind), state)
+        if kind == "lane_blocked":
+            state = _BLOCKED_STATE.get(str(step.get("cause")), state)
+        else:
+            state = _STATE_AFTER.get(str(kind), state)
         if kind == "redriven":
             base = attempts
         attempts = max(attempts, base + int(step.get("attempt", step.get("attempts", 0)) or 0))

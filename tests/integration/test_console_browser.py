@@ -1,7 +1,8 @@
 """The console in a real browser (Debian's headless Chromium driven by Selenium) against a
 real worker, ingress and broker: sign in, find an event, see its attempts, redrive a dead
-letter and see it delivered; the destinations page; and the refusals: no sign-in, a
-cross-site POST, a read-only user's redrive.
+letter and see it delivered; pause and resume a destination; release a held lane and see
+its parked event delivered; and the refusals: no sign-in, a cross-site POST, a read-only
+user's redrive.
 
 Screenshots go to .hookstream/screenshots/ (`make test` keeps them for a look)."""
 
@@ -176,6 +177,8 @@ async def test_operator_finds_an_event_and_redrives_a_dead_letter_in_the_browser
             return 503 if attempt == 1 else 200
         if delivery.event_id == "dead-1":
             return 400 if broken["dead"] else 200
+        if delivery.event_id == "held-1":
+            return 400  # stays in the DLQ: an operator releases its lane, not it
         return 200
 
     sink.answer = answer
@@ -185,6 +188,11 @@ async def test_operator_finds_an_event_and_redrives_a_dead_letter_in_the_browser
     async with aiohttp.ClientSession() as session:
         for n, event_id in enumerate(ids):
             body = event_body(event_id, f"cus_{n}", n)
+            assert await post_signed(session, base, settings, "std", event_id, body) == 202
+        # One entity's two events: the first dead-lettered holds its lane (`on_dead_letter:
+        # hold`, the default), the second is parked behind it until an operator releases it.
+        for n, event_id in enumerate(("held-1", "held-2")):
+            body = event_body(event_id, "cus_held", n)
             assert await post_signed(session, base, settings, "std", event_id, body) == 202
     await sink.wait_for(3, timeout=60)
 
@@ -284,26 +292,57 @@ async def test_operator_finds_an_event_and_redrives_a_dead_letter_in_the_browser
             assert driver.find_element(By.ID, "attempt-count").text == "2"  # 400, then 200
             shoot(driver, "console-redriven")
 
-            # Live counts per state on the list page.
-            driver.get(url + "/events")
-            counts = driver.find_element(By.ID, "counts").text
-            assert "delivered 4" in counts
-            assert "dead lettered 0" in counts
+            # Live counts per state on the list page: held-2 waits parked behind held-1.
+            def counts_are(*expected: str) -> bool:
+                driver.get(url + "/events")
+                counts = driver.find_element(By.ID, "counts").text
+                return all(c in counts for c in expected)
+
+            wait_until(lambda: counts_are("delivered 4", "dead lettered 1", "parked 1"))
             shoot(driver, "console-events")
 
-            # Destinations: every configured one, and "no data yet" until workers report.
-            driver.get(url + "/destinations")
-            assert driver.find_element(By.CSS_SELECTOR, "tr[data-destination='sink']")
-            assert driver.find_element(By.ID, "no-live-data")
+            # Destinations: the worker's report (state, breaker); pause, then resume.
+            def sink_row(state: str) -> Any:
+                driver.get(url + "/destinations")
+                row = driver.find_element(By.CSS_SELECTOR, "tr[data-destination='sink']")
+                return (
+                    row if row.find_element(By.CSS_SELECTOR, ".dest-state").text == state else None
+                )
+
+            row = wait_until(lambda: sink_row("closed"), timeout=30)  # reported every 5 s
+            assert row.find_element(By.CSS_SELECTOR, ".breaker").text == "closed"
+            assert row.find_element(By.CSS_SELECTOR, ".in-flight").text == "0"
+            row.find_element(By.CSS_SELECTOR, "button.pause").click()
+            assert "paused sink" in driver.find_element(By.ID, "message").text
+            row = driver.find_element(By.CSS_SELECTOR, "tr[data-destination='sink']")
+            assert row.find_element(By.CSS_SELECTOR, ".dest-state").text == "paused"
             shoot(driver, "console-destinations")
+            row.find_element(By.CSS_SELECTOR, "button.resume").click()
+            assert "resumed sink" in driver.find_element(By.ID, "message").text
+            wait_until(lambda: sink_row("closed"), timeout=30)
+
+            # Lanes: the held lane, what blocks it; release it and its parked event follows.
             driver.get(url + "/lanes")
-            assert driver.find_element(By.ID, "no-live-data")
+            lane = driver.find_element(By.CSS_SELECTOR, "tr[data-lane='std/cus_held']")
+            assert "held-1" in lane.text
+            assert lane.find_element(By.CSS_SELECTOR, ".lane-cause").text == "held"
+            assert lane.find_element(By.CSS_SELECTOR, ".parked").text == "1"
+            shoot(driver, "console-lanes")
+            lane.find_element(By.CSS_SELECTOR, "button.release").click()
+            assert "released std/cus_held" in driver.find_element(By.ID, "message").text
+            wait_until(lambda: counts_are("delivered 5", "dead lettered 1", "parked 0"))
+
+            def lane_clear() -> bool:
+                driver.get(url + "/lanes")
+                return not driver.find_elements(By.CSS_SELECTOR, "tr[data-lane='std/cus_held']")
+
+            wait_until(lane_clear, timeout=30)
         finally:
             driver.quit()
 
     await asyncio.to_thread(operator_session)
-    await sink.wait_for(4, timeout=30)
-    assert sorted(sink.ids()) == sorted(ids)
+    await sink.wait_for(5, timeout=30)
+    assert sorted(sink.ids()) == sorted([*ids, "held-2"])
 
     # A cross-site page posts to the console from the browser of a signed-in operator:
     # the SameSite cookie stays home, and the POST carries no CSRF token anyway.

@@ -30,7 +30,7 @@ from hookstream.ops.console.access import (
     security_headers,
 )
 from hookstream.ops.console.jobs import RedriveJobs
-from hookstream.ops.console.worker_state import HttpWorkerState, WorkerState
+from hookstream.ops.console.worker_state import WorkerState
 from hookstream.ops.index import EventIndex, catch_up, default_path
 
 log = structlog.get_logger("hookstream.console")
@@ -107,7 +107,6 @@ def create_app(
     settings: Settings,
     credentials: tuple[Credential, ...],
     *,
-    worker_state: WorkerState | None = None,
     refresh: bool = True,
 ) -> web.Application:
     """The console. `refresh=False` leaves the index as it is (tests drive it themselves)."""
@@ -129,7 +128,7 @@ def create_app(
     app[SETTINGS] = settings
     app[INDEX] = IndexHolder(settings, default_path(settings))
     app[JOBS] = RedriveJobs(settings)
-    app[WORKER] = worker_state or HttpWorkerState(settings.console.worker_url)
+    app[WORKER] = WorkerState(settings)
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(str(HERE / "templates")),

@@ -27,7 +27,6 @@ from hookstream.ops.console.access import (
     sign_in_token,
     start_session,
 )
-from hookstream.ops.console.worker_state import ControlUnavailable, destination_rows
 from hookstream.ops.index import STATES, EventFilter, IndexedEvent
 from schemas import EnvelopeError, decode_envelope
 
@@ -430,20 +429,17 @@ async def api_dlq(request: web.Request) -> web.Response:
 
 @aiohttp_jinja2.template("destinations.html")
 async def destinations_page(request: web.Request) -> dict[str, Any]:
-    from hookstream.ops.console.app import SETTINGS, WORKER
+    from hookstream.ops.console.app import WORKER
 
-    worker = request.app[WORKER]
-    live = await worker.destinations()
-    return {
-        "rows": destination_rows(request.app[SETTINGS], live),
-        "live": live is not None,
-        "controls": worker.controls is not None,
-        "message": request.query.get("message"),
-    }
+    shown = await request.app[WORKER].destinations()
+    return {"rows": shown.rows, "error": shown.error, "message": request.query.get("message")}
 
 
 async def destination_action(request: web.Request) -> web.StreamResponse:
+    """Pause or resume a destination for every worker (the control topic, as `hookstream
+    destinations pause|resume`), with an operator record of who did it."""
     from hookstream.ops.console.app import SETTINGS, WORKER
+    from hookstream.ops.destinations import set_paused
 
     action = Action(request.match_info["action"])
     principal = require(request, action)
@@ -451,53 +447,58 @@ async def destination_action(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     if name not in settings.destinations:
         raise web.HTTPNotFound(text=f"no destination {name}")
-    controls = request.app[WORKER].controls
-    if controls is None:
-        raise web.HTTPConflict(text="pausing destinations is not available in this deployment")
     by = f"console:{principal.name}"
+
+    def act() -> None:
+        set_paused(settings, name, action is Action.PAUSE)
+        record_operator_action(settings, by, action.value, name)
+
     try:
-        do = controls.pause if action is Action.PAUSE else controls.resume
-        await asyncio.to_thread(do, name, by)
-        await asyncio.to_thread(record_operator_action, settings, by, action.value, name)
-    except ControlUnavailable as exc:
-        raise web.HTTPConflict(text=str(exc)) from None
-    raise web.HTTPSeeOther("/destinations?" + urlencode({"message": f"{action} {name}"}))
+        await request.app[WORKER].run(act)
+    except HookstreamError as exc:
+        raise web.HTTPServiceUnavailable(text=f"{action} {name} failed: {exc}") from None
+    message = f"{'paused' if action is Action.PAUSE else 'resumed'} {name}: every worker applies it"
+    raise web.HTTPSeeOther("/destinations?" + urlencode({"message": message + " within seconds"}))
 
 
 @aiohttp_jinja2.template("lanes.html")
 async def lanes_page(request: web.Request) -> dict[str, Any]:
     from hookstream.ops.console.app import WORKER
 
-    worker = request.app[WORKER]
-    lanes = await worker.lanes()
-    return {
-        "lanes": lanes or [],
-        "live": lanes is not None,
-        "controls": worker.controls is not None,
-        "message": request.query.get("message"),
-    }
+    shown = await request.app[WORKER].lanes()
+    return {"lanes": shown.rows, "error": shown.error, "message": request.query.get("message")}
 
 
 async def lane_release(request: web.Request) -> web.StreamResponse:
+    """Release a lane held behind a dead-lettered event (as `hookstream lanes release`),
+    with an operator record of who did it."""
     from hookstream.ops.console.app import SETTINGS, WORKER
+    from hookstream.ops.lanes import NotHeld, release
 
     principal = require(request, Action.RELEASE)
+    settings = request.app[SETTINGS]
     form = await request.post()
     source, entity = str(form.get("source", "")), str(form.get("entity", ""))
     if not source or not entity:
         raise web.HTTPBadRequest(text="name the lane's source and entity")
-    controls = request.app[WORKER].controls
-    if controls is None:
-        raise web.HTTPConflict(text="releasing lanes is not available in this deployment")
     by = f"console:{principal.name}"
-    try:
-        await asyncio.to_thread(controls.release, source, entity, by)
-        await asyncio.to_thread(
-            record_operator_action, request.app[SETTINGS], by, "release", f"{source}/{entity}"
+    worker = request.app[WORKER]
+
+    def act() -> int:
+        lane = release(settings, source, entity, worker.lanes_reader)
+        record_operator_action(
+            settings, by, "release", f"{source}/{entity}", blocked_by=lane.state.blocked_by
         )
-    except ControlUnavailable as exc:
+        return lane.state.parked
+
+    try:
+        parked = await worker.run(act)
+    except NotHeld as exc:
         raise web.HTTPConflict(text=str(exc)) from None
-    raise web.HTTPSeeOther("/lanes?" + urlencode({"message": f"released {source}/{entity}"}))
+    except HookstreamError as exc:
+        raise web.HTTPServiceUnavailable(text=f"release failed: {exc}") from None
+    message = f"released {source}/{entity}: {parked} parked event(s) follow"
+    raise web.HTTPSeeOther("/lanes?" + urlencode({"message": message}))
 
 
 __all__ = ["add_routes", "page_context", "principal_of"]
