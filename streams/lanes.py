@@ -161,11 +161,27 @@ class LaneDispatcher:
             if self._releases.get(tp) is asyncio.current_task():
                 del self._releases[tp]
 
-    def _maybe_resume(self, tp: Any) -> None:
-        if tp in self._paused and not self._book.partition_full(tp):
-            self._paused.discard(tp)
-            if tp in self._app.consumer.assignment() and tp not in self._held:
-                self._app.consumer.resume_partitions([tp])
+    async def _maybe_resume(self, tp: Any) -> None:
+        """Fetch a partition paused at its bound again, once below it, from the record after
+        the last one taken: Faust drops the rest of a batch it fetched for a partition that
+        is paused while the batch is handed over, and its read position is past them. Without
+        the seek they would be read again only when a later record arrives (the resume guard
+        then seeks back), which after a burst may be never: the partition would stall."""
+        if tp not in self._paused or self._book.partition_full(tp):
+            return
+        self._paused.discard(tp)
+        consumer = self._app.consumer
+        if tp not in consumer.assignment() or tp in self._held:
+            return  # revoked meanwhile, or a held retry record's release seeks it
+        try:
+            resume_at = self._guard.resume_point(tp)
+        except KeyError:
+            resume_at = None  # nothing judged since the assignment: it starts where committed
+        if resume_at is not None:
+            # Faust counts the offsets it passed over as gaps that its commit may skip.
+            consumer._gap.pop(tp, None)
+            await consumer.seek(tp, resume_at)
+        consumer.resume_partitions([tp])
 
     async def _due(self, tp: Any, not_before: float) -> bool:
         """Wait until a held retry record is due.
@@ -211,7 +227,7 @@ class LaneDispatcher:
                     await done_stream.ack(done)
                 IN_FLIGHT.set(self._book.in_flight)
                 self._room.set()
-                self._maybe_resume(tp)
+                await self._maybe_resume(tp)
                 offset = finished.next_offset
         finally:
             if self._tasks.get(key) is asyncio.current_task():
