@@ -223,17 +223,24 @@ async def test_operator_finds_an_event_and_redrives_a_dead_letter_in_the_browser
         from selenium.webdriver.common.by import By
 
         driver = browser()
+
+        def message_text() -> str:
+            found = driver.find_elements(By.ID, "message")
+            return str(found[0].text) if found else ""
+
         try:
             driver.get(url + "/events")
             assert "/signin" in driver.current_url
             driver.find_element(By.ID, "username").send_keys("alice")
             driver.find_element(By.ID, "password").send_keys("wrong")
             driver.find_element(By.ID, "signin").click()
-            assert "Unknown user" in driver.find_element(By.ID, "signin-error").text
+            error = wait_until(lambda: driver.find_elements(By.ID, "signin-error"), timeout=20)
+            assert "Unknown user" in error[0].text
             driver.find_element(By.ID, "username").send_keys("alice")
             driver.find_element(By.ID, "password").send_keys(USERS["alice"][1])
             driver.find_element(By.ID, "signin").click()
-            assert driver.current_url.endswith("/events")
+            # A form post's navigation can still be under way when click() returns.
+            wait_until(lambda: driver.current_url.endswith("/events"), timeout=20)
             assert "alice" in driver.find_element(By.ID, "who").text
 
             # Find an event by id and open it: two attempts, 503 then 200.
@@ -313,12 +320,12 @@ async def test_operator_finds_an_event_and_redrives_a_dead_letter_in_the_browser
             assert row.find_element(By.CSS_SELECTOR, ".breaker").text == "closed"
             assert row.find_element(By.CSS_SELECTOR, ".in-flight").text == "0"
             row.find_element(By.CSS_SELECTOR, "button.pause").click()
-            assert "paused sink" in driver.find_element(By.ID, "message").text
+            wait_until(lambda: "paused sink" in message_text(), timeout=20)
             row = driver.find_element(By.CSS_SELECTOR, "tr[data-destination='sink']")
             assert row.find_element(By.CSS_SELECTOR, ".dest-state").text == "paused"
             shoot(driver, "console-destinations")
             row.find_element(By.CSS_SELECTOR, "button.resume").click()
-            assert "resumed sink" in driver.find_element(By.ID, "message").text
+            wait_until(lambda: "resumed sink" in message_text(), timeout=20)
             wait_until(lambda: sink_row("closed"), timeout=30)
 
             # Lanes: the held lane, what blocks it; release it and its parked event follows.
@@ -329,7 +336,7 @@ async def test_operator_finds_an_event_and_redrives_a_dead_letter_in_the_browser
             assert lane.find_element(By.CSS_SELECTOR, ".parked").text == "1"
             shoot(driver, "console-lanes")
             lane.find_element(By.CSS_SELECTOR, "button.release").click()
-            assert "released std/cus_held" in driver.find_element(By.ID, "message").text
+            wait_until(lambda: "released std/cus_held" in message_text(), timeout=20)
             wait_until(lambda: counts_are("delivered 5", "dead lettered 1", "parked 0"))
 
             def lane_clear() -> bool:
