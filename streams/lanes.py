@@ -150,8 +150,10 @@ class LaneDispatcher:
             self._start(tp, stream, event)
             consumer = self._app.consumer
             self._guard.rewind(tp, offset + 1)
-            await self._seek(tp, offset + 1)
-            if tp not in self._paused and tp not in self._held and tp in consumer.assignment():
+            # Faust counts the offsets it passed over as gaps that its commit may skip.
+            consumer._gap.pop(tp, None)
+            await consumer.seek(tp, offset + 1)
+            if tp not in self._paused and tp in consumer.assignment():
                 consumer.resume_partitions([tp])
         except KeyError:
             pass  # revoked meanwhile: the next assignment starts afresh
@@ -159,27 +161,11 @@ class LaneDispatcher:
             if self._releases.get(tp) is asyncio.current_task():
                 del self._releases[tp]
 
-    async def _maybe_resume(self, tp: Any) -> None:
-        """Fetch a partition paused at its bound again, once below it, from the record after
-        the last one taken: Faust drops the rest of a batch it fetched for a partition that
-        is paused while the batch is handed over, and its read position is past them. Without
-        the seek they would be read again only when a later record arrives (the resume guard
-        then seeks back), which after a burst may be never: the partition would stall."""
-        if tp not in self._paused or self._book.partition_full(tp):
-            return
-        self._paused.discard(tp)
-        consumer = self._app.consumer
-        if tp not in consumer.assignment() or tp in self._held:
-            return  # revoked meanwhile, or a held retry record's release seeks it
-        try:
-            resume_at = self._guard.resume_point(tp)
-        except KeyError:
-            resume_at = None  # nothing judged since the assignment: it starts where committed
-        if resume_at is not None:
-            await self._seek(tp, resume_at)
-        if tp in self._paused or tp in self._held or tp not in consumer.assignment():
-            return  # paused again, held or revoked while it sought
-        consumer.resume_partitions([tp])
+    def _maybe_resume(self, tp: Any) -> None:
+        if tp in self._paused and not self._book.partition_full(tp):
+            self._paused.discard(tp)
+            if tp in self._app.consumer.assignment() and tp not in self._held:
+                self._app.consumer.resume_partitions([tp])
 
     async def _due(self, tp: Any, not_before: float) -> bool:
         """Wait until a held retry record is due.
@@ -199,34 +185,15 @@ class LaneDispatcher:
         were fetched before a rebalance, and taking them would pass over the ones between."""
         try:
             await asyncio.sleep(_SEEK_SETTLE)
-            await self._seek(tp, self._guard.resume_point(tp))
+            consumer = self._app.consumer
+            # Faust counts offsets it believes it skipped ("gaps") as done when it commits:
+            # the jump to the stale record put the records between in that list.
+            consumer._gap.pop(tp, None)
+            await consumer.seek(tp, self._guard.resume_point(tp))
         except KeyError:
             pass  # revoked meanwhile: the next assignment starts afresh
         finally:
             self._seeks.pop(tp, None)
-
-    async def _seek(self, tp: Any, offset: int) -> None:
-        """Move a partition's read position to `offset`.
-
-        Faust's `seek` runs the Kafka consumer's seek on this thread while the consumer's own
-        thread may be handing over fetched records: the two race on the fetcher's buffers,
-        and the fetcher crashes (a KeyError in `fetched_records`), taking the worker down.
-        `seek_wait` runs it on the consumer's thread."""
-        consumer = self._app.consumer
-        # Faust counts offsets it believes it skipped ("gaps") as done when it commits: a jump
-        # to a record further on put the records between in that list.
-        consumer._gap.pop(tp, None)
-        try:
-            await consumer.seek_wait({tp: offset})
-        except Exception as exc:  # revoked meanwhile, or the broker slow to answer
-            # Not fatal: the resume guard seeks again when a record from further on arrives.
-            log.warning(
-                "seek_failed",
-                topic=tp.topic,
-                partition=tp.partition,
-                offset=offset,
-                error=f"{type(exc).__name__}: {exc}",
-            )
 
     async def _run_lane(self, tp: Any, lane: Hashable, offset: int | None) -> None:
         key = (tp, lane)
@@ -244,7 +211,7 @@ class LaneDispatcher:
                     await done_stream.ack(done)
                 IN_FLIGHT.set(self._book.in_flight)
                 self._room.set()
-                await self._maybe_resume(tp)
+                self._maybe_resume(tp)
                 offset = finished.next_offset
         finally:
             if self._tasks.get(key) is asyncio.current_task():

@@ -10,8 +10,7 @@ Pure bookkeeping for the worker's dispatcher (`streams/lanes.py`); nothing here 
   never passes an unfinished record.
 - What is taken is bounded per worker and per partition, rather than growing memory: the
   dispatcher stops taking records when `has_room` says no, and stops fetching a partition
-  while `partition_full` says so (the dispatcher seeks it to its resume point when it
-  fetches it again: what was fetched already and not handed over is dropped by Faust).
+  while `partition_full` says so (what was fetched already is still taken: one fetch more).
 - `ResumeGuard` checks that a partition resumes where its group committed after every
   assignment and goes on record after record, and asks for a seek when a record comes
   from further on (records fetched before a rebalance and handed over after it).

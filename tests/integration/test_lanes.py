@@ -259,7 +259,7 @@ async def test_sigkill_with_hundreds_in_flight_loses_nothing(
     assert first.process is not None
     kill(first.process)
     worker_process(settings, config)
-    await slow_sink.wait_for({event_id for _, event_id in plan}, timeout=60)
+    await slow_sink.wait_for({event_id for _, event_id in plan}, timeout=120)
     await wait_for_no_lag(settings, timeout=60)
     duplicates = len(slow_sink.received) - len(plan)
     assert 0 <= duplicates <= 2 * settings.worker.max_in_flight, duplicates
@@ -350,23 +350,3 @@ async def test_workers_killed_in_start_up_during_a_burst_skip_nothing(
         survivor.terminate()
         survivor.wait(30)
     assert_entity_order(slow_sink, plan)
-
-
-async def test_a_partition_paused_at_its_bound_mid_batch_passes_over_nothing(
-    make_settings, worker_process, slow_sink
-) -> None:
-    """A partition that reaches `max_in_flight_per_partition` is paused while the rest of a
-    batch already fetched for it is in hand (Faust drops that rest): it resumes at the record
-    after the last one taken, so every event is delivered and the group commits to the end."""
-    slow_sink.delay = 0.05
-    settings, config = sink_settings(
-        make_settings, slow_sink, max_in_flight=64, max_in_flight_per_partition=4
-    )
-    worker_process(settings, config)
-    plan = interleaved(30, 4, "pause")
-    await asyncio.to_thread(produce, settings, plan)
-    await slow_sink.wait_for({event_id for _, event_id in plan}, timeout=60)
-    await wait_for_no_lag(settings, timeout=30)
-    assert len({event_id for _, event_id in slow_sink.received}) == len(plan)
-    assert_entity_order(slow_sink, plan)
-    assert slow_sink.most_at_once <= 3 * 4  # the bound held: partitions were paused
