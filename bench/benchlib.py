@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 import statistics
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +60,25 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
                 return
         time.sleep(0.1)
     raise TimeoutError(f"nothing listens on port {port}")
+
+
+def serve_in_thread(
+    port: int, receive: Callable[[Any], Awaitable[Any]], timeout: float = 10.0
+) -> None:
+    """A destination: `POST /hooks` on 127.0.0.1:port answered by `receive`, on an event
+    loop in a daemon thread of its own. Returns once it listens."""
+    from aiohttp import web
+
+    ready = threading.Event()
+
+    async def run() -> None:
+        app = web.Application()
+        app.router.add_post("/hooks", receive)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
+        ready.set()
+        await asyncio.Event().wait()
+
+    threading.Thread(target=lambda: asyncio.run(run()), daemon=True).start()
+    ready.wait(timeout)

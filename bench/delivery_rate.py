@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -33,7 +32,7 @@ from confluent_kafka import Producer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.benchlib import free_port, load_average, save, spread  # noqa: E402
+from bench.benchlib import free_port, load_average, save, serve_in_thread, spread  # noqa: E402
 from hookstream.broker import LocalKafka  # noqa: E402
 from hookstream.config import load_settings  # noqa: E402
 from hookstream.kafka.admin import create_topics  # noqa: E402
@@ -52,9 +51,7 @@ class Destination:
         self.last = 0.0
         self.most_at_once = 0
         self._active = 0
-        self._ready = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-        self._ready.wait(10)
+        serve_in_thread(self.port, self._receive)
 
     def reset(self, delay: float) -> None:
         self.delay, self.count, self.first, self.last, self.most_at_once = delay, 0, 0.0, 0.0, 0
@@ -71,18 +68,6 @@ class Destination:
         self.last = now
         self.count += 1
         return web.Response(status=204)
-
-    def _serve(self) -> None:
-        async def run() -> None:
-            app = web.Application()
-            app.router.add_post("/hooks", self._receive)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", self.port, backlog=1024).start()
-            self._ready.set()
-            await asyncio.Event().wait()
-
-        asyncio.run(run())
 
 
 def config_for(

@@ -20,7 +20,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -32,7 +31,7 @@ from aiohttp import ClientSession, TCPConnector, web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.benchlib import free_port, load_average, save, wait_for_port  # noqa: E402
+from bench.benchlib import free_port, load_average, save, serve_in_thread, wait_for_port  # noqa: E402
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SHARES = (0.25, 0.5, 0.75)
@@ -44,26 +43,12 @@ class Destination:
     def __init__(self) -> None:
         self.port = free_port()
         self.arrivals: dict[str, float] = {}
-        self._ready = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-        self._ready.wait(10)
+        serve_in_thread(self.port, self._receive)
 
     async def _receive(self, request: web.Request) -> web.Response:
         await request.read()
         self.arrivals.setdefault(request.headers.get("webhook-id", ""), time.time())
         return web.Response(status=204)
-
-    def _serve(self) -> None:
-        async def run() -> None:
-            app = web.Application()
-            app.router.add_post("/hooks", self._receive)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", self.port, backlog=1024).start()
-            self._ready.set()
-            await asyncio.Event().wait()
-
-        asyncio.run(run())
 
 
 def signed(source: Any, event_id: str) -> tuple[bytes, dict[str, str]]:

@@ -13,13 +13,11 @@ the events delivered more than once (start-up rebalances are the only at-least-o
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 import uuid
@@ -33,7 +31,7 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.benchlib import free_port, load_average, save  # noqa: E402
+from bench.benchlib import free_port, load_average, save, serve_in_thread  # noqa: E402
 from bench.delivery_rate import produce_backlog  # noqa: E402
 
 
@@ -45,9 +43,7 @@ class Destination:
         self.counts: Counter[str] = Counter()
         self.first = 0.0
         self.last = 0.0
-        self._ready = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-        self._ready.wait(10)
+        serve_in_thread(self.port, self._receive)
 
     async def _receive(self, request: web.Request) -> web.Response:
         await request.read()
@@ -56,18 +52,6 @@ class Destination:
         self.first = self.first or now
         self.last = now
         return web.Response(status=204)
-
-    def _serve(self) -> None:
-        async def run() -> None:
-            app = web.Application()
-            app.router.add_post("/hooks", self._receive)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", self.port, backlog=1024).start()
-            self._ready.set()
-            await asyncio.Event().wait()
-
-        asyncio.run(run())
 
 
 def delivered(port: int) -> int:
