@@ -115,7 +115,9 @@ class ConsoleSettings(_Section):
     # with a role each (read_only | operator); `hookstream console hash` makes the hashes.
     users_file: Path | None = None
     # Signs the session cookie; replicas behind one Service must share it. Unset: a random
-    # key per process (sign-ins do not survive a restart).
+    # key per process (sign-ins do not survive a restart). The variable session_secret_env
+    # names is read where it is set; only the console process requires it (the ingress and
+    # worker share the file without it).
     session_secret: SecretStr | None = None
     session_secret_env: str | None = None
     session_ttl: Duration = 12 * 3600.0
@@ -127,6 +129,14 @@ class ConsoleSettings(_Section):
     refresh: Duration = 1.0
     # Sent to browsers as Secure cookies only (behind TLS).
     secure_cookies: bool = False
+
+    def require_session_secret(self) -> None:
+        """Raise if session_secret_env names a variable this process was not given."""
+        if self.session_secret_env and self.session_secret is None:
+            raise ConfigError(
+                "console.session_secret_env",
+                f"environment variable {self.session_secret_env} is not set",
+            )
 
     @field_validator("jaeger_url")
     @classmethod
@@ -402,13 +412,9 @@ def _resolve_console(data: dict[str, Any], env: Mapping[str, str], base: Path) -
     console = data.get("console")
     if not isinstance(console, dict):
         return
-    if console.get("session_secret_env"):
-        var = str(console["session_secret_env"])
-        if not env.get(var):
-            raise ConfigError(
-                "console.session_secret_env", f"environment variable {var} is not set"
-            )
-        console["session_secret"] = env[var]
+    var = console.get("session_secret_env")
+    if var and env.get(str(var)):
+        console["session_secret"] = env[str(var)]
     if console.get("users_file"):
         console["users_file"] = str(base / str(console["users_file"]))
 

@@ -29,6 +29,7 @@ def console(ctx: click.Context, settings: Settings, port: int | None) -> None:
         settings = settings.model_copy(
             update={"console": settings.console.model_copy(update={"port": port})}
         )
+    settings.console.require_session_secret()
     credentials = load_credentials(settings.console.users_file)
     setup_logging()
     setup_tracing("hookstream-console", os.environ)  # a redrive's span joins the event's trace

@@ -73,6 +73,16 @@ def ingress(manifests: Manifests) -> tuple[Obj, Obj]:
     return deployment, container
 
 
+def hookstream_containers(manifests: Manifests) -> Iterator[tuple[Obj, Obj]]:
+    """Every workload's container that runs hookstream (each reads the shared config)."""
+    for kind in ("Deployment", "StatefulSet", "Job"):
+        for workload in manifests.of_kind(kind):
+            for container in containers(workload["spec"]["template"]):
+                image = str(container.get("image", "")).rsplit("/", 1)[-1]
+                if image.startswith("hookstream"):
+                    yield workload, container
+
+
 def worker(manifests: Manifests) -> tuple[Obj, Obj]:
     statefulset = manifests.get("StatefulSet", "hookstream-worker")
     (container,) = statefulset["spec"]["template"]["spec"]["containers"]
@@ -342,7 +352,7 @@ def test_kafka_client_files_are_mounted_from_secrets(manifests: Manifests) -> No
         for key, value in manifests.hookstream_config()["kafka"].get("client", {}).items()
         if key.endswith(".location")
     ]
-    for workload, container in (ingress(manifests), worker(manifests)):
+    for workload, container in hookstream_containers(manifests):
         mounts = secret_mount_paths(workload["spec"]["template"], container)
         for path in locations:
             assert any(path.is_relative_to(m) for m in mounts), (
@@ -495,8 +505,11 @@ def test_standalone_kafka_and_topics_job_fit_the_config(standalone_manifests: Ma
     }
 
 
-def load_hookstream_settings(manifests: Manifests, tmp_path: Path) -> Any:
-    """The mounted hookstream.yaml, loaded by hookstream itself, secrets stood in for."""
+def load_hookstream_settings(
+    manifests: Manifests, tmp_path: Path, given: set[str] | None = None
+) -> Any:
+    """The mounted hookstream.yaml, loaded by hookstream itself, secrets stood in for
+    (with `given`, only the variables a pod sets)."""
     config_module = require_module("hookstream.config")
     config = manifests.hookstream_config()
     environ = {}
@@ -510,6 +523,8 @@ def load_hookstream_settings(manifests: Manifests, tmp_path: Path) -> Any:
     console = config.get("console") or {}
     if "session_secret_env" in console:
         environ[console["session_secret_env"]] = "stand-in-secret"
+    if given is not None:
+        environ = {name: value for name, value in environ.items() if name in given}
     file = tmp_path / "hookstream.yaml"
     file.write_text(yaml.safe_dump(config))
     return config_module.load_settings(file, environ)
@@ -550,3 +565,17 @@ def test_config_loads_with_hookstream_settings(manifests: Manifests, tmp_path: P
     """The mounted hookstream.yaml passes the application's own validation."""
     settings = load_hookstream_settings(manifests, tmp_path)
     assert settings.topics.partitions == manifests.hookstream_config()["topics"]["partitions"]
+
+
+def test_every_hookstream_pod_loads_the_config_with_the_environment_it_is_given(
+    manifests: Manifests, tmp_path: Path
+) -> None:
+    """A variable the shared file names but only one pod sets (the console's session
+    secret) must not stop the others from starting."""
+    checked = set()
+    for workload, container in hookstream_containers(manifests):
+        settings = load_hookstream_settings(manifests, tmp_path, set(env_of(container)))
+        if container.get("args", [None])[0] == "console":
+            settings.console.require_session_secret()
+        checked.add(workload["metadata"]["name"])
+    assert {"hookstream-ingress", "hookstream-worker", "hookstream-console"} <= checked

@@ -9,6 +9,7 @@ import pytest
 from hookstream.config import load_settings
 from hookstream.core.access import Role, hash_password, hash_token
 from hookstream.errors import ConfigError
+from hookstream.ops.console.app import session_key
 from hookstream.ops.console.users import load_credentials
 
 PASSWORD_HASH = hash_password("pw", b"0123456789abcdef")
@@ -77,9 +78,14 @@ def test_console_settings_resolve_paths_and_the_session_secret(tmp_path: Path) -
     assert settings.console.session_secret is not None
     assert settings.console.session_secret.get_secret_value() == "k" * 32
     assert settings.console.jaeger_url == "http://jaeger:16686"
+    # The ingress and worker share the file without the variable; the console requires it.
+    shared = load_settings(config, environ={})
+    assert shared.console.session_secret is None
     with pytest.raises(ConfigError, match="CONSOLE_KEY") as raised:
-        load_settings(config, environ={})
+        shared.console.require_session_secret()
     assert raised.value.key == "console.session_secret_env"
+    with pytest.raises(ConfigError, match="CONSOLE_KEY"):
+        session_key(shared)
     config.write_text("console: {jaeger_url: jaeger}\n")
     with pytest.raises(ConfigError, match="absolute http") as raised:
         load_settings(config, environ={})

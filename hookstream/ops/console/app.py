@@ -95,6 +95,7 @@ WORKER = web.AppKey("worker_state", WorkerState)
 def session_key(settings: Settings) -> bytes:
     """The 32-byte key that encrypts and signs session cookies: derived from
     console.session_secret (shared by replicas), else random for this process."""
+    settings.console.require_session_secret()
     secret = settings.console.session_secret
     if secret is None:
         return secrets.token_bytes(32)
