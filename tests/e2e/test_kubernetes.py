@@ -197,6 +197,7 @@ def test_pods_run_under_the_manifests_security_context(cluster: dict[str, str]) 
     pods = json.loads(kubectl("get", "pods", "-n", NS, "-o", "json"))["items"]
     running = [p for p in pods if p["status"]["phase"] == "Running"]
     assert {p["metadata"]["labels"]["app.kubernetes.io/component"] for p in running} == {
+        "console",
         "ingress",
         "worker",
     }
