@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any
 
@@ -48,6 +49,9 @@ class LaneDispatcher:
         self._paused: set[Any] = set()  # partitions whose fetching this dispatcher paused
         # Retry partitions waiting for their head record's not-before time (`_hold`).
         self._held: dict[Any, tuple[Any, Any]] = {}  # partition -> (stream, event)
+        # Records handed over for a partition that cannot take them yet (at its bound, or
+        # behind a held record), in offset order: at most what one fetch brought.
+        self._waiting: dict[Any, deque[tuple[Any, Any]]] = {}
         self._releases: dict[Any, asyncio.Task[None]] = {}
         self._room = asyncio.Event()
         self._room.set()
@@ -70,19 +74,62 @@ class LaneDispatcher:
         message = event.message
         # Faust's own type: the aiokafka one is equal, but Faust asserts the type it keeps.
         tp = TP(message.topic, message.partition)
-        if tp in self._held:
-            return  # fetched before its partition was paused: read again after the seek
+        if self._blocked(tp):
+            self._wait(tp, stream, event)
+            return
         while not self._book.has_room():
             self._room.clear()
             await self._room.wait()
-        if tp in self._held:  # held while this waited for room
+        if self._blocked(tp):  # blocked while this waited for room
+            self._wait(tp, stream, event)
             return
-        if not self._judge(tp, event):
+        self._offer(tp, stream, event)
+
+    def _blocked(self, tp: Any) -> bool:
+        """Whether a record of this partition must wait behind others or for room."""
+        return tp in self._held or tp in self._waiting or self._book.partition_full(tp)
+
+    def _wait(self, tp: Any, stream: Any, event: Any) -> None:
+        """Keep a record its partition cannot take yet (the guard judges it on arrival, in
+        the order the consumer handed it over), and stop fetching more of that partition."""
+        if self._judge(tp, event):
+            self._waiting.setdefault(tp, deque()).append((stream, event))
+            self._stop_fetching(tp)
+
+    def _offer(self, tp: Any, stream: Any, event: Any, *, judged: bool = False) -> None:
+        """Start a record, or hold it if it is a retry that is not due yet."""
+        if not judged and not self._judge(tp, event):
             return
         if not_before_of(_headers(event)) > time.time():
             self._hold(tp, stream, event)
             return
         self._start(tp, stream, event)
+
+    def _drain(self) -> None:
+        """Take waiting records while their partitions and the worker have room."""
+        for tp in list(self._waiting):
+            waiting = self._waiting[tp]
+            while (
+                waiting
+                and tp not in self._held
+                and self._book.has_room()
+                and not self._book.partition_full(tp)
+            ):
+                stream, event = waiting.popleft()
+                self._offer(tp, stream, event, judged=True)
+            if not waiting:
+                del self._waiting[tp]
+            self._maybe_resume(tp)
+
+    def _stop_fetching(self, tp: Any) -> None:
+        """Fetch no more of a partition. What the consumer already fetched of it still
+        comes (Faust would otherwise drop the rest of the batch, and the records in it would
+        be passed over); `_take` keeps it waiting."""
+        consumer = self._app.consumer
+        consumer._buffered_partitions.add(tp)
+        if tp not in self._paused:
+            self._paused.add(tp)
+            consumer.pause_partitions([tp])
 
     def _judge(self, tp: Any, event: Any) -> bool:
         """Whether to take a record at all (the resume guard: see "Resuming where the group
@@ -109,63 +156,52 @@ class LaneDispatcher:
         if self._book.take(tp, message.offset, lane, (stream, event)):
             task = asyncio.create_task(self._run_lane(tp, lane, message.offset))
             self._tasks[(tp, lane)] = task
-        if tp not in self._paused and self._book.partition_full(tp):
-            # Fetch no more of this partition; the others keep flowing.
-            self._paused.add(tp)
-            self._app.consumer.pause_partitions([tp])
+        if self._book.partition_full(tp):
+            self._stop_fetching(tp)  # the others keep flowing
         IN_FLIGHT.set(self._book.in_flight)
 
     def _hold(self, tp: Any, stream: Any, event: Any) -> None:
         """A retry record that is not due: its partition stops fetching and waits for it,
         while the agent goes on with the tier's other partitions (and the other topics).
-        Only this record is kept (it holds no in-flight room); what Faust fetched behind it
-        is passed over and read again once it is taken (Faust drops a paused partition's
-        records from a batch already fetched, so the partition is sought back to the record
-        after it)."""
+        It holds no in-flight room; what was already fetched behind it waits behind it."""
         self._held[tp] = (stream, event)
-        self._app.consumer.pause_partitions([tp])
+        self._stop_fetching(tp)
         self._releases[tp] = asyncio.create_task(self._release_when_due(tp))
 
     async def _release_when_due(self, tp: Any) -> None:
-        """Take the held record once it is due, then fetch its partition again from the
-        record after it. A stop or a revoke leaves it untaken and uncommitted: the partition
-        resumes at it."""
+        """Take the held record once it is due, then what waits behind it. A stop or a
+        revoke leaves it untaken and uncommitted: the partition resumes at it."""
         stream, event = self._held[tp]
-        offset = event.message.offset
         try:
             if not await self._due(tp, not_before_of(_headers(event))):
-                self._guard.rewind(tp, offset)
                 log.info(
                     "retry_deferred_for_shutdown",
                     topic=tp.topic,
                     partition=tp.partition,
-                    offset=offset,
+                    offset=event.message.offset,
                     left_in_tier=True,
                 )
                 return
             while not self._book.has_room():
                 self._room.clear()
                 await self._room.wait()
+            if self._held.get(tp) != (stream, event):
+                return  # revoked meanwhile
             del self._held[tp]
             self._start(tp, stream, event)
-            consumer = self._app.consumer
-            self._guard.rewind(tp, offset + 1)
-            # Faust counts the offsets it passed over as gaps that its commit may skip.
-            consumer._gap.pop(tp, None)
-            await consumer.seek(tp, offset + 1)
-            if tp not in self._paused and tp in consumer.assignment():
-                consumer.resume_partitions([tp])
-        except KeyError:
-            pass  # revoked meanwhile: the next assignment starts afresh
+            self._drain()
         finally:
             if self._releases.get(tp) is asyncio.current_task():
                 del self._releases[tp]
 
     def _maybe_resume(self, tp: Any) -> None:
-        if tp in self._paused and not self._book.partition_full(tp):
+        """Fetch a paused partition again once nothing of it waits and it has room."""
+        if tp in self._paused and not self._blocked(tp):
             self._paused.discard(tp)
-            if tp in self._app.consumer.assignment() and tp not in self._held:
-                self._app.consumer.resume_partitions([tp])
+            consumer = self._app.consumer
+            consumer._buffered_partitions.discard(tp)
+            if tp in consumer.assignment():
+                consumer.resume_partitions([tp])
 
     async def _due(self, tp: Any, not_before: float) -> bool:
         """Wait until a held retry record is due.
@@ -211,6 +247,7 @@ class LaneDispatcher:
                     await done_stream.ack(done)
                 IN_FLIGHT.set(self._book.in_flight)
                 self._room.set()
+                self._drain()
                 self._maybe_resume(tp)
                 offset = finished.next_offset
         finally:
@@ -226,7 +263,10 @@ class LaneDispatcher:
         tasks += [self._seeks.pop(tp) for tp in list(self._seeks) if tp in gone]
         tasks += [self._releases.pop(tp) for tp in list(self._releases) if tp in gone]
         for tp in gone:
-            self._held.pop(tp, None)  # not taken, not acked: the next owner reads them again
+            # Not taken, not acked: the next owner reads them again.
+            self._held.pop(tp, None)
+            self._waiting.pop(tp, None)
+            self._app.consumer._buffered_partitions.discard(tp)
         for task in tasks:
             task.cancel()
         if tasks:

@@ -350,3 +350,19 @@ async def test_workers_killed_in_start_up_during_a_burst_skip_nothing(
         survivor.terminate()
         survivor.wait(30)
     assert_entity_order(slow_sink, plan)
+
+
+async def test_a_partition_paused_at_its_bound_mid_batch_passes_over_nothing(
+    make_settings, worker_process, slow_sink
+) -> None:
+    """Records already fetched when a partition reaches its in-flight bound are kept and
+    taken as room frees, not dropped with the rest of the batch."""
+    settings, config = sink_settings(make_settings, slow_sink, max_in_flight_per_partition=4)
+    plan = interleaved(40, 3, "bound")
+    await asyncio.to_thread(produce, settings, plan)  # on the topic before the worker starts
+    worker_process(settings, config)
+    await slow_sink.wait_for({event_id for _, event_id in plan}, timeout=90)
+    await wait_for_no_lag(settings, timeout=30)
+    assert len(slow_sink.received) == len(plan)
+    assert_entity_order(slow_sink, plan)
+    assert slow_sink.most_at_once <= 4 * settings.topics.partitions
