@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 import structlog
+from aiokafka.errors import IllegalStateError
 from faust.streams import _current_event
 from faust.types import TP
 
@@ -225,8 +226,10 @@ class LaneDispatcher:
             # Faust counts offsets it believes it skipped ("gaps") as done when it commits:
             # the jump to the stale record put the records between in that list.
             consumer._gap.pop(tp, None)
-            await consumer.seek(tp, self._guard.resume_point(tp))
-        except KeyError:
+            # On the consumer's thread, between two fetches: a seek from this loop would
+            # change the fetcher's state under a fetch in progress.
+            await consumer._thread.seek_wait({tp: self._guard.resume_point(tp)})
+        except (KeyError, IllegalStateError):
             pass  # revoked meanwhile: the next assignment starts afresh
         finally:
             self._seeks.pop(tp, None)

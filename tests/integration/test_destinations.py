@@ -10,12 +10,18 @@ import statistics
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import aiohttp
 import pytest
+import yaml
 from aiohttp import web
 
+from hookstream.config import Settings
+from hookstream.kafka.topics import retry_topic
+from tests.conftest import free_port
 from tests.integration.test_end_to_end import post_signed
+from tests.integration.test_lanes import lag
 from tests.integration.test_retries import cli, cli_json, eventually
 
 pytestmark = pytest.mark.integration
@@ -333,3 +339,58 @@ async def test_a_record_not_due_holds_only_its_own_partition_of_the_tier(
     await eventually(lambda: all(e in dest.delivered for e in elsewhere), timeout=15)
     assert max(dest.delivered[e] for e in elsewhere) - posted < 12.0  # not after late's 30 s
     assert "late" not in dest.delivered
+
+
+@pytest.mark.timeout(300)
+async def test_a_worker_joining_while_retries_are_held_loses_nothing_and_neither_exits(
+    make_settings, worker_process, ingress_url, destinations, tmp_path
+) -> None:
+    """Retry records held for their not-before time and a destination over its limit while
+    the group rebalances: both workers keep running, every event is delivered, in order per
+    entity, and the group's committed offsets reach the end of every topic it reads."""
+    flaky = destinations()
+    # Every fifth event is retried once (never a run long enough to open the breaker).
+    flaky.answer = lambda e, a: (0.02, 503 if a == 1 and int(e.split("-")[1]) % 5 == 0 else 204, {})
+    await destinations.start()
+    settings, config = make_settings(
+        worker={"max_in_flight": 32, "max_in_flight_per_partition": 8},
+        destinations={"flaky": {"url": flaky.url, "timeout": "2s"}},
+    )
+    first = worker_process(settings, config)
+    base = await ingress_url(settings)
+    events = [(f"join-{n}", f"cus_{n % 30:02d}", n) for n in range(300)]
+    async with aiohttp.ClientSession() as session:
+        for n, (event_id, entity, seq) in enumerate(events):
+            data = body(event_id, "join", entity, seq)
+            assert await post_signed(session, base, settings, "std", event_id, data) == 202
+            if n == 150:  # mid-stream, with retries held and requests in flight
+                second = worker_process(settings, second_worker_config(config, tmp_path))
+    deadline = time.monotonic() + 120
+    while len(flaky.delivered) < len(events) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    for worker in (first, second):
+        assert worker.process is not None
+        assert worker.process.poll() is None, worker.output()[-3000:]
+    missing = sorted({e for e, _, _ in events} - set(flaky.delivered))
+    assert not missing, f"{len(missing)} never delivered, e.g. {missing[:5]}"
+    for entity in {entity for _, entity, _ in events}:
+        seqs = [seq for got, seq in flaky.order if got == entity]
+        assert list(dict.fromkeys(seqs)) == sorted(set(seqs)), f"{entity} out of order"
+    await eventually(lambda: committed_lag(settings) == 0, timeout=60)
+
+
+def second_worker_config(config: Path, tmp_path: Path) -> Path:
+    """The same group, with its own metrics port and state (as another pod would have)."""
+    data = yaml.safe_load(config.read_text())
+    data["worker"]["port"] = free_port()
+    data["data_dir"] = str(tmp_path / "second-worker")
+    copy = config.with_name("second-worker.yaml")
+    copy.write_text(yaml.safe_dump(data))
+    return copy
+
+
+def committed_lag(settings: Settings) -> int:
+    """Records the group has not committed, summed over the events topic and retry tiers."""
+    tiers = range(len(settings.retry.schedule))
+    topics = [settings.topics.events, *(retry_topic(settings, tier) for tier in tiers)]
+    return sum(lag(settings, topic) for topic in topics)

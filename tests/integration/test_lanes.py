@@ -99,9 +99,9 @@ def produce(settings: Settings, plan: list[tuple[str, str]]) -> None:
     assert producer.flush(30) == 0
 
 
-def lag(settings: Settings) -> int:
-    """How far the group's committed offsets trail the end of the events topic."""
-    topic, group = settings.topics.events, settings.worker.group_id
+def lag(settings: Settings, topic: str | None = None) -> int:
+    """How far the group's committed offsets trail the end of a topic (the events topic)."""
+    topic, group = topic or settings.topics.events, settings.worker.group_id
     partitions = [TopicPartition(topic, p) for p in range(settings.topics.partitions)]
     admin = AdminClient(client_config(settings))
     request = [ConsumerGroupTopicPartitions(group, partitions)]
