@@ -102,6 +102,18 @@ def write_config(config: dict[str, Any], path: Path) -> Settings:
     return load_settings(path, environ={})
 
 
+def another_worker_config(path: Path, name: str, data_dir: Path | None) -> tuple[Path, Settings]:
+    """A copy of a config for another worker of the same group on this host: its own metrics
+    port and, given `data_dir`, its own state (as each pod has its own volume)."""
+    config = yaml.safe_load(path.read_text())
+    config["worker"]["port"] = free_port()
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        config["data_dir"] = str(data_dir)
+    copy = path.with_name(f"{path.stem}-{name}.yaml")
+    return copy, write_config(config, copy)
+
+
 @pytest.fixture
 def make_settings(
     kafka_bootstrap: str, tmp_path: Path

@@ -39,7 +39,7 @@ from tests.chaos.conftest import (
     wait_for_commits,
     wait_until_delivered,
 )
-from tests.conftest import ROOT, WorkerProcess, free_port
+from tests.conftest import ROOT, WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800 if FULL else 420)]
 
@@ -52,18 +52,11 @@ async def start_ingress(settings: Settings) -> tuple[str, web.AppRunner]:
 
 
 def worker_config(path: Path, n: int, own_state: bool) -> tuple[Path, Settings]:
-    """A copy of the config with its own worker port and, for workers running side by side,
-    its own data dir (as each pod has its own volume): workers of one group on one host."""
-    from tests.conftest import write_config
+    """Worker `n`'s copy of the config; workers running side by side get their own state."""
+    from tests.conftest import another_worker_config
 
-    config = yaml.safe_load(path.read_text())
-    config["worker"]["port"] = free_port()
-    if own_state:
-        data = Path(config["data_dir"]) / f"w{n}"
-        data.mkdir(parents=True, exist_ok=True)
-        config["data_dir"] = str(data)
-    copy = path.with_name(f"{path.stem}-w{n}.yaml")
-    return copy, write_config(config, copy)
+    data = Path(yaml.safe_load(path.read_text())["data_dir"]) / f"w{n}" if own_state else None
+    return another_worker_config(path, f"w{n}", data)
 
 
 async def start_worker(

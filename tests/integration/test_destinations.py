@@ -10,16 +10,14 @@ import statistics
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
 from aiohttp import web
 
 from hookstream.config import Settings
 from hookstream.kafka.topics import retry_topic
-from tests.conftest import free_port
+from tests.conftest import another_worker_config
 from tests.integration.test_end_to_end import post_signed
 from tests.integration.test_lanes import lag
 from tests.integration.test_retries import cli, cli_json, eventually
@@ -364,7 +362,8 @@ async def test_a_worker_joining_while_retries_are_held_loses_nothing_and_neither
             data = body(event_id, "join", entity, seq)
             assert await post_signed(session, base, settings, "std", event_id, data) == 202
             if n == 150:  # mid-stream, with retries held and requests in flight
-                second = worker_process(settings, second_worker_config(config, tmp_path))
+                copy, _ = another_worker_config(config, "second", tmp_path / "second-worker")
+                second = worker_process(settings, copy)
     deadline = time.monotonic() + 120
     while len(flaky.delivered) < len(events) and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
@@ -377,16 +376,6 @@ async def test_a_worker_joining_while_retries_are_held_loses_nothing_and_neither
         seqs = [seq for got, seq in flaky.order if got == entity]
         assert list(dict.fromkeys(seqs)) == sorted(set(seqs)), f"{entity} out of order"
     await eventually(lambda: committed_lag(settings) == 0, timeout=60)
-
-
-def second_worker_config(config: Path, tmp_path: Path) -> Path:
-    """The same group, with its own metrics port and state (as another pod would have)."""
-    data = yaml.safe_load(config.read_text())
-    data["worker"]["port"] = free_port()
-    data["data_dir"] = str(tmp_path / "second-worker")
-    copy = config.with_name("second-worker.yaml")
-    copy.write_text(yaml.safe_dump(data))
-    return copy
 
 
 def committed_lag(settings: Settings) -> int:
