@@ -32,12 +32,21 @@ from confluent_kafka import Producer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.benchlib import free_port, load_average, save, serve_in_thread, spread  # noqa: E402
+from bench.benchlib import (  # noqa: E402
+    event_body,
+    free_port,
+    load_average,
+    save,
+    serve_in_thread,
+    spread,
+)
 from hookstream.broker import LocalKafka  # noqa: E402
 from hookstream.config import load_settings  # noqa: E402
 from hookstream.kafka.admin import create_topics  # noqa: E402
 from hookstream.kafka.clients import producer_config  # noqa: E402
 from schemas import Envelope, encode_envelope  # noqa: E402
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 class Destination:
@@ -75,9 +84,8 @@ def config_for(
 ) -> dict[str, object]:
     tag = uuid.uuid4().hex[:8]
     source: dict[str, object] = {
-        "scheme": "hmac",
-        "header": "X-Sig",
-        "secrets": ["x"],
+        "scheme": "standard",
+        "secrets": [SECRET],
         "ordering": ordering,
     }
     return {
@@ -99,10 +107,15 @@ def config_for(
 
 def produce_backlog(settings, events: int, entities: int) -> None:
     producer = Producer(producer_config(settings, **{"linger.ms": 20}))
-    body = b'{"id":"x","type":"bench","data":{"customer":"c"}}' + b" " * 400
     for n in range(events):
         envelope = Envelope(
-            f"evt-{n}", "s", f"cus-{n % entities}", body, datetime.now(UTC), "bench", "text/plain"
+            f"evt-{n}",
+            "s",
+            f"cus-{n % entities}",
+            event_body(f"evt-{n}"),
+            datetime.now(UTC),
+            "bench",
+            "application/json",
         )
         producer.produce(
             settings.topics.events,

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.benchlib import free_port, load_average, save, serve_in_thread  # noqa: E402
-from bench.delivery_rate import produce_backlog  # noqa: E402
+from bench.delivery_rate import SECRET, produce_backlog  # noqa: E402
 
 
 class Destination:
@@ -89,7 +89,7 @@ def run(
                         "host": "127.0.0.1",
                         "standby_replicas": 0,
                     },
-                    "sources": {"s": {"scheme": "hmac", "header": "X-Sig", "secrets": ["x"]}},
+                    "sources": {"s": {"scheme": "standard", "secrets": [SECRET]}},
                     "destinations": {"http": {"url": f"http://127.0.0.1:{destination.port}/hooks"}},
                     "data_dir": str(tmp / f"{tag}-{n}"),
                 }

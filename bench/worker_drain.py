@@ -40,7 +40,7 @@ from confluent_kafka.admin import AdminClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.benchlib import free_port, load_average, ratios, save, spread  # noqa: E402
+from bench.benchlib import event_body, free_port, load_average, ratios, save, spread  # noqa: E402
 
 PARTITIONS = 6
 QUIX_PYTHON = ROOT / ".hookstream" / "quix-venv" / "bin" / "python"
@@ -124,7 +124,9 @@ def worker_config(bootstrap: str, data_dir: Path, topic: str, group: str) -> dic
             "host": "127.0.0.1",
             "standby_replicas": 0,
         },
-        "sources": {"s": {"scheme": "hmac", "header": "X-Sig", "secrets": ["x"]}},
+        "sources": {
+            "s": {"scheme": "standard", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}
+        },
         "destinations": {"noop": {"handler": "hookstream.sinks:discard"}},
         "data_dir": str(data_dir),
     }
@@ -135,7 +137,6 @@ def produce_backlog(settings: Any, events: int, duplicates: float) -> int:
     from schemas import Envelope, encode_envelope
 
     producer = Producer(producer_config(settings, **{"linger.ms": 20}))
-    body = b'{"id":"x","type":"bench","data":{"customer":"c"}}' + b" " * 400
     distinct = max(1, int(events * (1 - duplicates)))
     for n in range(events):
         event = n % distinct  # a duplicate has its original's entity too
@@ -143,7 +144,7 @@ def produce_backlog(settings: Any, events: int, duplicates: float) -> int:
             f"evt-{event}",
             "s",
             f"cus-{event % 500}",
-            body,
+            event_body(f"evt-{event}"),
             datetime.now(UTC),
             "bench",
             "application/json",
