@@ -79,6 +79,10 @@ RUNS: dict[str, tuple[list[str], list[str]]] = {
         ["bench/delivery_rate.py", "--events", "2000", "--rounds", "2"],
         ["bench/delivery_rate.py", "--events", "4000", "--rounds", "3"],
     ),
+    "dedupe": (
+        ["bench/dedupe_state.py", "--ids", "10000,100000"],
+        ["bench/dedupe_state.py", "--ids", "10000,100000,1000000"],
+    ),
 }
 
 
