@@ -22,6 +22,7 @@ that time. Also reported: the rate from the first commit on (start-up excluded).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -171,8 +172,11 @@ def committed_total(admin: AdminClient, group: str, topic: str) -> int:
 class Side:
     """One drain: a process reading the topic with a fresh group until it is all committed."""
 
-    def __init__(self, kind: str, tmp: Path, bootstrap: str, topic: str) -> None:
+    def __init__(
+        self, kind: str, tmp: Path, bootstrap: str, topic: str, other: Path | None = None
+    ) -> None:
         self.kind = kind
+        self.other = other  # the checkout the "other" side's worker runs from
         self.group = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
         self.dir = tmp / self.group
         self.dir.mkdir()
@@ -180,7 +184,7 @@ class Side:
         self.topic = topic
 
     def command(self, events: int) -> list[str]:
-        if self.kind == "hookstream":
+        if self.kind in ("hookstream", "other"):
             config = self.dir / "hookstream.yaml"
             data = worker_config(self.bootstrap, self.dir / "data", self.topic, self.group)
             config.write_text(yaml.safe_dump(data))
@@ -204,16 +208,30 @@ class Side:
 
     def drain(self, events: int, on_start: Any = None) -> dict[str, Any]:
         command = self.command(events)
+        cwd = ROOT
+        if self.other is not None and self.kind in ("hookstream", "other"):
+            # The control topic is named after the events topic, which both sides share:
+            # each starts with none, so neither reads the other's status records.
+            control = AdminClient({"bootstrap.servers": self.bootstrap})
+            for future in control.delete_topics([f"{self.topic}.control"]).values():
+                with contextlib.suppress(Exception):
+                    future.result()
+            time.sleep(2)
         if self.kind == "hookstream":
             from hookstream.config import load_settings
             from hookstream.kafka.admin import create_topics
 
             create_topics(load_settings(Path(command[-1]), environ={}))
+        elif self.kind == "other":  # the same worker from another checkout, its own topics
+            assert self.other is not None
+            cwd = self.other
+            topics = [sys.executable, "-m", "hookstream.cli", "topics", "create"]
+            subprocess.run([*topics, "--config", command[-1]], cwd=cwd, check=True)
         admin = AdminClient({"bootstrap.servers": self.bootstrap})
         log = (self.dir / "out.log").open("wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         started = time.monotonic()
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
         if on_start is not None:
             on_start(process.pid)
         first: tuple[float, int] | None = None
@@ -260,6 +278,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--sides", default="hookstream,quix,plain")
     parser.add_argument("--profile", type=Path)
+    parser.add_argument(
+        "--other",
+        type=Path,
+        help="also drain with the worker of another checkout (e.g. an older commit)",
+    )
     parser.add_argument("--plain", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain:
@@ -272,6 +295,8 @@ def main() -> None:
     from hookstream.kafka.admin import create_topics
 
     sides = args.sides.split(",")
+    if args.other:
+        sides.append("other")
     if "quix" in sides and not QUIX_PYTHON.exists():
         raise SystemExit(f"no Quix Streams virtualenv at {QUIX_PYTHON}: run `make bench-deps`")
     broker = LocalKafka(ROOT / ".hookstream" / "kafka")
@@ -293,7 +318,7 @@ def main() -> None:
     for round_ in range(args.rounds):
         order = sides if round_ % 2 == 0 else list(reversed(sides))
         for kind in order:
-            result = Side(kind, tmp, broker.bootstrap, topic).drain(args.events)
+            result = Side(kind, tmp, broker.bootstrap, topic, args.other).drain(args.events)
             rounds[kind].append(result)
             print(
                 f"round {round_ + 1} {kind:>10}: {result['seconds']:7.1f} s  "
@@ -350,6 +375,14 @@ def main() -> None:
                 f"hookstream/{peer}: min {found['min']:.2f}x  median {found['median']:.2f}x  "
                 f"max {found['max']:.2f}x  (target >= {target}x)"
             )
+    if ours and "other" in rounds:
+        found = ratios(ours, [r["rate"] for r in rounds["other"]])
+        summary["ratio_other"] = found
+        summary["other"] = str(args.other)
+        print(
+            f"hookstream/{args.other}: min {found['min']:.2f}x  median {found['median']:.2f}x  "
+            f"max {found['max']:.2f}x"
+        )
     save("worker_drain", summary)
 
 

@@ -104,6 +104,11 @@ class WorkerSettings(_Section):
     # Records parked in one lane behind its blocking event (`ordering: entity`): an arrival
     # past it is dead-lettered, saying so (docs/architecture.md, "Order across retries").
     max_parked_per_lane: int = Field(default=10_000, ge=1)
+    # How long the group waits for a worker that stopped heartbeating (a SIGKILL, a lost
+    # node) before its partitions move to the others: the pause a crash costs. Heartbeats
+    # run on the consumer's own thread, so a busy event loop does not trip it. Kafka
+    # bounds it by the broker's group.min/max.session.timeout.ms (6 s to 30 min by default).
+    session_timeout: Duration = Field(default=10.0, ge=1.0, le=1800.0)
 
 
 class ConsoleSettings(_Section):

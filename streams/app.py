@@ -66,6 +66,8 @@ def faust_app(settings: Settings) -> faust.App:
         topic_disable_leader=True,
         table_standby_replicas=settings.worker.standby_replicas,
         consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.worker.session_timeout,
+        broker_heartbeat_interval=settings.worker.session_timeout / 5,
         producer_acks=-1,
         # Changelog, audit and retry records are batched for a few milliseconds instead of
         # leaving one produce request (one socket write) each.

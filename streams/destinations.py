@@ -59,6 +59,13 @@ class Gate:
     last_error_at: float | None = None
     session: aiohttp.ClientSession | None = None
     started: deque[float] = field(default_factory=deque)  # attempt start times, RATE_WINDOW
+    # This destination's metric children, looked up once rather than per attempt.
+    in_flight_gauge: Any = field(init=False, repr=False)
+    delivery_seconds: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.in_flight_gauge = DESTINATION_IN_FLIGHT.labels(self.name)
+        self.delivery_seconds = DELIVERY_SECONDS.labels(self.name)
 
     @property
     def state(self) -> str:
@@ -174,10 +181,13 @@ class DestinationGates:
     async def _within_limits(self, gate: Gate, run: Attempt) -> AttemptResult:
         max_wait = gate.settings.max_wait
         deadline = time.monotonic() + max_wait
-        try:
-            await asyncio.wait_for(gate.slots.acquire(), timeout=max_wait)
-        except TimeoutError:
-            return self._defer(gate, "max_in_flight")
+        if gate.slots.locked():
+            try:
+                await asyncio.wait_for(gate.slots.acquire(), timeout=max_wait)
+            except TimeoutError:
+                return self._defer(gate, "max_in_flight")
+        else:  # a free slot: taken at once, without a timer
+            await gate.slots.acquire()
         try:
             if gate.bucket is not None:
                 wait = gate.bucket.reserve(time.monotonic(), max(0.0, deadline - time.monotonic()))
@@ -190,7 +200,7 @@ class DestinationGates:
                         gate.bucket.cancel()
                         raise
             gate.in_flight += 1
-            DESTINATION_IN_FLIGHT.labels(gate.name).set(gate.in_flight)
+            gate.in_flight_gauge.set(gate.in_flight)
             gate.started.append(self._clock())
             try:
                 if gate.settings.url is not None and gate.session is None:
@@ -198,8 +208,8 @@ class DestinationGates:
                 result = await run(gate.session)
             finally:
                 gate.in_flight -= 1
-                DESTINATION_IN_FLIGHT.labels(gate.name).set(gate.in_flight)
-            DELIVERY_SECONDS.labels(gate.name).observe(result.duration)
+                gate.in_flight_gauge.set(gate.in_flight)
+            gate.delivery_seconds.observe(result.duration)
             return result
         finally:
             gate.slots.release()

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,18 +152,32 @@ class WorkerProcess:
     """`hookstream worker` as a real subprocess."""
 
     def __init__(
-        self, config: Path, settings: Settings, log: Path, env: dict[str, str] | None = None
+        self,
+        config: Path,
+        settings: Settings,
+        log: Path,
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         self.config = config
         self.settings = settings
         self.log = log
         self.env = env  # the whole environment of the process; None inherits the test's
+        self.args = list(args)  # more options of `hookstream worker`, e.g. --log-level
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "hookstream.cli", "worker", "--config", str(self.config)],
+                [
+                    sys.executable,
+                    "-m",
+                    "hookstream.cli",
+                    "worker",
+                    "--config",
+                    str(self.config),
+                    *self.args,
+                ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
@@ -217,8 +231,13 @@ def wait_for_group(settings: Settings, timeout: float, process: subprocess.Popen
 def worker_process(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    def start(settings: Settings, config: Path, env: dict[str, str] | None = None) -> WorkerProcess:
-        worker = WorkerProcess(config, settings, tmp_path / f"worker{len(started)}.log", env)
+    def start(
+        settings: Settings,
+        config: Path,
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
+    ) -> WorkerProcess:
+        worker = WorkerProcess(config, settings, tmp_path / f"worker{len(started)}.log", env, args)
         started.append(worker)
         worker.start()
         return worker

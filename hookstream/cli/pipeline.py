@@ -70,8 +70,12 @@ def worker(settings: Settings, log_level: str) -> None:
     from streams.app import run_worker
 
     setup_logging(log_level)
-    setup_tracing("hookstream-worker", os.environ)
-    run_worker(settings, loglevel="warning" if log_level == "info" else log_level)
+    # Spans nothing exports are ids only: trace ids still reach logs, headers and the audit.
+    setup_tracing("hookstream-worker", os.environ, record_unexported=False)
+    # Faust, mode and aiokafka one step quieter than hookstream, and never at debug: their
+    # debug lines print whole records, the envelope's signed headers and body included.
+    libraries = {"debug": "info", "info": "warning"}.get(log_level.lower(), log_level)
+    run_worker(settings, loglevel=libraries)
 
 
 @click.command()

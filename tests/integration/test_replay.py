@@ -10,6 +10,7 @@ import pytest
 
 from hookstream.broker import LocalKafka
 from tests.conftest import ROOT
+from tests.integration.test_destinations import metric
 from tests.integration.test_end_to_end import event_body, post_signed
 from tests.integration.test_retries import cli
 
@@ -53,7 +54,10 @@ async def test_replay_skips_done_events_unless_reprocess(
     worker = worker_process(settings, config)
     await asyncio.sleep(8)
     assert sorted(sink.ids()) == sorted(ids)
-    assert "duplicate_skipped" in worker.output()
+    duplicates = await metric(
+        settings, "hookstream_events_total", outcome="duplicate", source="std"
+    )
+    assert duplicates == len(ids)
     worker.stop()
 
     # Kafka's own tool, from the broker distribution, does the same.

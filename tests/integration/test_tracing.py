@@ -278,7 +278,8 @@ async def test_secrets_and_signatures_never_reach_logs_or_spans(
     )
     sink.answer = lambda delivery, attempt: 503 if attempt == 1 else 204
     env = otel_env(receiver)
-    worker = worker_process(settings, config, env=env)
+    # At debug, so the happy path's per-event lines are there to check too.
+    worker = worker_process(settings, config, env=env, args=["--log-level", "debug"])
     ingress_log = tmp_path / "ingress.log"
     ingress, base = await start_ingress(config, settings, env, ingress_log)
     sent_signatures: list[str] = []

@@ -66,6 +66,7 @@ def test_hookstream_config_variable_names_the_file(tmp_path: Path) -> None:
             "sources.s.on_dead_letter",
         ),
         ("worker: {max_parked_per_lane: 0}", "worker.max_parked_per_lane"),
+        ("worker: {session_timeout: 500ms}", "worker.session_timeout"),
         (
             "sources: {d: {scheme: discord, public_keys: [{value: k, not_after: soon}]}}",
             "sources.d.public_keys.0",
@@ -135,3 +136,12 @@ def test_public_keys_rotate_like_secrets(tmp_path: Path) -> None:
     assert source.public_keys[0].not_after == 1751328000.0
     assert source.public_keys[1].not_after is None
     assert source.secrets == []
+
+
+def test_the_worker_session_timeout_reaches_the_kafka_consumer(tmp_path: Path) -> None:
+    from streams.app import faust_app
+
+    settings = load_settings(write(tmp_path, "worker: {session_timeout: 7s}"), environ={})
+    conf = faust_app(settings).conf
+    assert conf.broker_session_timeout == 7.0
+    assert conf.broker_heartbeat_interval < conf.broker_session_timeout / 3
