@@ -6,7 +6,13 @@ from typing import Any
 
 import click
 
-from hookstream.cli.options import config_option, echo_json, exits_on_errors, json_option
+from hookstream.cli.options import (
+    config_option,
+    echo_json,
+    exits_on_errors,
+    json_option,
+    operator,
+)
 from hookstream.config import Settings
 
 
@@ -64,10 +70,12 @@ def destinations_resume(settings: Settings, name: str, as_json: bool) -> None:
 
 
 def _set(settings: Settings, name: str, paused: bool, as_json: bool) -> None:
+    from hookstream.ops.audit import record_operator_action
     from hookstream.ops.destinations import set_paused
 
     with exits_on_errors():
         pause = set_paused(settings, name, paused)
+        record_operator_action(settings, operator(), "pause" if paused else "resume", name)
     if as_json:
         echo_json({"destination": name, "paused": pause.paused, "at": pause.at})
     else:

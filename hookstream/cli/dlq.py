@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from hookstream.cli.options import config_option, echo_json, json_option, parse_when
+from hookstream.cli.options import config_option, echo_json, json_option, operator, parse_when
 from hookstream.config import Settings
 
 
@@ -129,16 +129,6 @@ def dlq_redrive(
         sys.exit(1)
 
 
-def _operator() -> str:
-    """Who redrives, for the audit trail: the login name of the shell."""
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
-
-
 def _redrive_traced(settings: Settings, entries: list[Any]) -> int:
     """Redrive with span export on: each redrive span joins its event's trace."""
     from opentelemetry import trace
@@ -148,7 +138,7 @@ def _redrive_traced(settings: Settings, entries: list[Any]) -> int:
 
     setup_tracing("hookstream-cli", os.environ)
     try:
-        return redrive(settings, entries, by=_operator())
+        return redrive(settings, entries, by=operator())
     finally:
         provider = trace.get_tracer_provider()
         if hasattr(provider, "shutdown"):

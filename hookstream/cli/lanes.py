@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from hookstream.cli.options import config_option, echo_json, exits_on_errors, json_option
+from hookstream.cli.options import (
+    config_option,
+    echo_json,
+    exits_on_errors,
+    json_option,
+    operator,
+)
 from hookstream.config import Settings
 
 
@@ -58,10 +64,14 @@ def lanes_list(settings: Settings, as_json: bool = False) -> None:
 @config_option
 def lanes_release(settings: Settings, source: str, entity: str, as_json: bool) -> None:
     """Let a lane held behind a dead-lettered event move on (the event stays in the DLQ)."""
+    from hookstream.ops.audit import record_operator_action
     from hookstream.ops.lanes import release
 
     with exits_on_errors():
         lane = release(settings, source, entity)
+        record_operator_action(
+            settings, operator(), "release", f"{source}/{entity}", blocked_by=lane.state.blocked_by
+        )
     if as_json:
         echo_json({**lane.summary(time.time()), "released": True})
         return

@@ -47,6 +47,16 @@ def exits_on_errors() -> Iterator[None]:
         sys.exit(1)
 
 
+def operator() -> str:
+    """Who acts from this shell, for the audit trail: `cli:` and the login name."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
 def _with_settings(command: F, *, pass_file: bool) -> F:
     @click.option(
         "--config",

@@ -18,6 +18,7 @@ from aiohttp import web
 from hookstream.config import Settings
 from hookstream.kafka.topics import retry_topic
 from tests.conftest import another_worker_config
+from tests.integration.test_console_app import operator_records
 from tests.integration.test_end_to_end import post_signed
 from tests.integration.test_lanes import lag
 from tests.integration.test_retries import cli, cli_json, eventually
@@ -269,6 +270,10 @@ async def test_pause_waits_and_resume_delivers_once_each_in_order(
         timeout=20,
     )
     assert rows[0]["destination"] == "d"
+    # Both commands left an operator record in the audit trail, saying who.
+    actions = [(e["operator_action"], e["target"], e["by"]) for e in operator_records(settings)]
+    assert [(action, target) for action, target, _ in actions] == [("pause", "d"), ("resume", "d")]
+    assert all(by.startswith("cli:") for _, _, by in actions)
 
 
 async def test_a_rate_limit_holds_under_a_burst(

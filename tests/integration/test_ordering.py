@@ -26,6 +26,7 @@ from hookstream.kafka.clients import client_config, producer_config
 from hookstream.kafka.topics import PARKED_TABLE, changelog_topic
 from schemas import Envelope, encode_envelope
 from tests.conftest import ROOT, STANDARD_SECRET
+from tests.integration.test_console_app import operator_records
 from tests.integration.test_lanes import kill, wait_for_no_lag
 
 pytestmark = pytest.mark.integration
@@ -260,6 +261,9 @@ async def test_release_lets_a_held_lane_move_on(make_settings, worker_process, f
     assert flaky_sink.delivered()["cus_001"] == [e for e in expected["cus_001"] if e != held]
     audit = json.loads(hookstream(config, "events", "show", held, "--json").stdout)
     assert "lane_released" in [step["kind"] for step in audit["history"]]
+    releases = [e for e in operator_records(settings) if e["operator_action"] == "release"]
+    assert [(e["target"], e["blocked_by"]) for e in releases] == [("std/cus_001", held)]
+    assert releases[0]["by"].startswith("cli:")
     await wait_for_no_lag(settings, timeout=30)
 
 
