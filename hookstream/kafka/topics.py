@@ -83,6 +83,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             topics.replication_factor,
             {
                 "cleanup.policy": "compact",
+                # Workers publish their status every few seconds: hourly segments let
+                # compaction keep the latest per worker, and a starting worker reads little.
+                "segment.ms": str(3600 * 1000),
                 "min.insync.replicas": str(min_insync_replicas(topics.replication_factor)),
             },
             "operator instructions to the worker (replay --reprocess)",
