@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 import structlog
-from aiokafka.errors import IllegalStateError
+from aiokafka.errors import IllegalStateError, KafkaError
 from faust.streams import _current_event
 from faust.types import TP
 
@@ -136,16 +136,25 @@ class LaneDispatcher:
         """Whether to take a record at all (the resume guard: see "Resuming where the group
         committed" in docs/architecture.md)."""
         offset = event.message.offset
-        arrival = self._guard.arrive(tp, offset, self._app.consumer._committed_offset.get(tp))
-        if arrival is Arrival.SEEK:
-            log.warning(
-                "record_beyond_resume_point",
-                topic=tp.topic,
-                partition=tp.partition,
-                offset=offset,
-                resume_at=self._guard.resume_point(tp),
-            )
+        committed = self._app.consumer._committed_offset.get(tp)
+        if committed is None and offset > 0 and not self._guard.knows(tp):
+            # Faust does not know where the group left this partition (a rebalance cleared
+            # it, or a new group): ask Kafka, then read the partition again from there.
+            # Taking this record as the start would pass over any before it; taking 0
+            # would read the whole partition again.
             if tp not in self._seeks:
+                self._seeks[tp] = asyncio.create_task(self._seek_back(tp, locate=True))
+            return False
+        arrival = self._guard.arrive(tp, offset, committed)
+        if arrival is Arrival.SEEK:
+            if tp not in self._seeks:  # once per seek, not per record fetched before it
+                log.warning(
+                    "record_beyond_resume_point",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    offset=offset,
+                    resume_at=self._guard.resume_point(tp),
+                )
                 self._seeks[tp] = asyncio.create_task(self._seek_back(tp))
             return False
         return arrival is not Arrival.DROP
@@ -217,12 +226,23 @@ class LaneDispatcher:
             await asyncio.sleep(min(delay, 0.5))
         return True
 
-    async def _seek_back(self, tp: Any) -> None:
+    async def _seek_back(self, tp: Any, *, locate: bool = False) -> None:
         """Refetch a partition from its resume point: records handed over from further on
-        were fetched before a rebalance, and taking them would pass over the ones between."""
+        were fetched before a rebalance, and taking them would pass over the ones between.
+        `locate`: the resume point is the group's committed offset, asked of Kafka first."""
         try:
             await asyncio.sleep(_SEEK_SETTLE)
             consumer = self._app.consumer
+            if locate:
+                thread = consumer._thread
+                committed = await thread.call_thread(thread._ensure_consumer().committed, tp)
+                self._guard.begin(tp, committed)
+                log.info(
+                    "resume_point_from_kafka",
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    resume_at=self._guard.resume_point(tp),
+                )
             # Faust counts offsets it believes it skipped ("gaps") as done when it commits:
             # the jump to the stale record put the records between in that list.
             consumer._gap.pop(tp, None)
@@ -231,6 +251,10 @@ class LaneDispatcher:
             await consumer._thread.seek_wait({tp: self._guard.resume_point(tp)})
         except (KeyError, IllegalStateError):
             pass  # revoked meanwhile: the next assignment starts afresh
+        except KafkaError as exc:  # the partition's next record asks again
+            log.warning(
+                "resume_point_unknown", topic=tp.topic, partition=tp.partition, error=str(exc)
+            )
         finally:
             self._seeks.pop(tp, None)
 

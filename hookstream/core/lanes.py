@@ -176,6 +176,16 @@ class ResumeGuard(Generic[P]):
         cursor.probe = offset if cursor.probe is None else min(cursor.probe, offset)
         return Arrival.SEEK
 
+    def knows(self, partition: P) -> bool:
+        """Whether the partition has a resume point (a record judged since its assignment)."""
+        return partition in self._cursors
+
+    def begin(self, partition: P, committed: int | None) -> None:
+        """Set where a partition resumes, before its next record: the group's committed
+        offset, found out some other way than at a record's arrival (None: none)."""
+        if partition not in self._cursors:
+            self._cursors[partition] = _Cursor(committed or 0)
+
     def resume_point(self, partition: P) -> int:
         """Where a partition must be read from next."""
         return self._cursors[partition].expected

@@ -107,6 +107,23 @@ def test_resume_guard_takes_from_the_committed_offset() -> None:
     assert guard.arrive(0, 8, committed=7) is Arrival.DROP
 
 
+def test_a_resume_point_found_out_before_any_record_is_the_one_kept() -> None:
+    """Faust lost the committed offset (None at the arrival): the one asked of Kafka holds,
+    so a record from past it is sought back to, not taken, and the partition is not read
+    again from 0."""
+    guard: ResumeGuard[int] = ResumeGuard()
+    assert not guard.knows(0)
+    guard.begin(0, 500)
+    assert guard.knows(0)
+    assert guard.arrive(0, 511, committed=None) is Arrival.SEEK
+    assert guard.resume_point(0) == 500
+    assert guard.arrive(0, 500, committed=None) is Arrival.TAKE
+    guard.begin(0, 3)  # a later answer does not move a partition already under way
+    assert guard.resume_point(0) == 501
+    guard.begin(1, None)  # a group that never committed: from the start
+    assert guard.resume_point(1) == 0
+
+
 def test_resume_guard_seeks_back_over_a_hole_in_the_middle() -> None:
     """A record from beyond the next one, long after the assignment: the read position
     moved past records never handed over; seek back, unless the hole is real."""
