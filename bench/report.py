@@ -249,6 +249,15 @@ def write_report(mode: str) -> Path:
             + ".",
             "",
         ]
+    before = _load("worker_drain_vs_other")
+    if before and before.get("ratio_other"):
+        out += [
+            "The same drain against the worker of an older checkout, alternated in one run",
+            f"(`{before['command']}`, the other side at `{before['other']}`):",
+            f"hookstream {_mmm(before['hookstream_rate'])} events/s, the older worker "
+            f"{_mmm(before['other_rate'])} events/s, ratio **{_x(before['ratio_other'])}**.",
+            "",
+        ]
     out += _DRAIN_ANALYSIS
     out += ["Profile of the worker while it drains (py-spy, sampled shares):", ""]
     out += _profile_excerpt("worker_profile.txt")

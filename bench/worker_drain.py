@@ -378,12 +378,19 @@ def main() -> None:
     if ours and "other" in rounds:
         found = ratios(ours, [r["rate"] for r in rounds["other"]])
         summary["ratio_other"] = found
-        summary["other"] = str(args.other)
-        print(
-            f"hookstream/{args.other}: min {found['min']:.2f}x  median {found['median']:.2f}x  "
-            f"max {found['max']:.2f}x"
+        revision = subprocess.run(
+            ["git", "-C", str(args.other), "log", "-1", "--format=%h %s"],
+            capture_output=True,
+            text=True,
+            check=False,
         )
-    save("worker_drain", summary)
+        summary["other"] = revision.stdout.strip() or str(args.other)
+        print(
+            f"hookstream/{summary['other']}: min {found['min']:.2f}x  "
+            f"median {found['median']:.2f}x  max {found['max']:.2f}x"
+        )
+    # A comparison with another checkout is kept beside the peers' figures, not over them.
+    save("worker_drain_vs_other" if args.other else "worker_drain", summary)
 
 
 if __name__ == "__main__":
