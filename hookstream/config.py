@@ -109,6 +109,13 @@ class WorkerSettings(_Section):
     # run on the consumer's own thread, so a busy event loop does not trip it. Kafka
     # bounds it by the broker's group.min/max.session.timeout.ms (6 s to 30 min by default).
     session_timeout: Duration = Field(default=10.0, ge=1.0, le=1800.0)
+    # Memory of each RocksDB the worker opens (one per table and partition it owns): what it
+    # writes is held in memory up to table_write_buffer_bytes (twice over while the older
+    # buffer is written to a file), what it reads is cached up to table_block_cache_bytes.
+    # RocksDB's own defaults (64 MiB, three buffers, a 2 GiB cache each) let a worker's
+    # memory grow by gigabytes before it levels off.
+    table_write_buffer_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    table_block_cache_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
 
 
 class ConsoleSettings(_Section):

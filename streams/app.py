@@ -87,6 +87,15 @@ def faust_app(settings: Settings) -> faust.App:
     )
 
 
+def table_memory(settings: Settings) -> dict[str, int]:
+    """RocksDB options bounding the memory of each table partition's database."""
+    return {
+        "write_buffer_size": settings.worker.table_write_buffer_bytes,
+        "max_write_buffer_number": 2,
+        "block_cache_size": settings.worker.table_block_cache_bytes,
+    }
+
+
 def _raw_topic(app: faust.App, name: str, partitions: int) -> Any:
     return app.topic(
         name,
@@ -188,10 +197,11 @@ def create_worker_app(
     with `follow_control`, destination pauses and status through the control topic."""
     app = faust_app(settings)
     partitions = settings.topics.partitions
+    memory = table_memory(settings)
     table = app.Table(
         DEDUPE_TABLE,
         partitions=partitions,
-        options={"ttl": int(settings.dedupe.ttl)},
+        options={"ttl": int(settings.dedupe.ttl), **memory},
         extra_topic_configs=changelog_config(settings),
         help="(source, event id) -> dedupe record",
     )
@@ -220,12 +230,14 @@ def create_worker_app(
     lanes = app.Table(
         LANES_TABLE,
         partitions=partitions,
+        options=memory,
         extra_topic_configs=lane_changelog_config(settings),
         help="(source, entity) -> blocked lane state (ordering: entity)",
     )
     parked = app.Table(
         PARKED_TABLE,
         partitions=partitions,
+        options=memory,
         extra_topic_configs=lane_changelog_config(settings),
         help="(source, entity, position) -> a record parked behind its lane's blocker",
     )

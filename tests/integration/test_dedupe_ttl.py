@@ -32,3 +32,19 @@ def test_the_dedupe_table_expires_its_rows_on_disk(tmp_path: Path) -> None:
     assert db.get(b"stripe\x1fevt_1") is None
     assert disk(tmp_path / "probe") < written / 4
     db.close()
+
+
+def test_every_table_bounds_the_memory_of_its_rocksdb(tmp_path: Path) -> None:
+    """RocksDB's defaults (64 MiB write buffers, three of them, a 2 GiB block cache) per
+    table partition let a worker's memory grow for hours; the worker's settings bound it."""
+    settings = Settings(
+        data_dir=str(tmp_path),
+        worker={"table_write_buffer_bytes": 1 << 20, "table_block_cache_bytes": 1 << 21},
+    )
+    app = create_worker_app(settings, follow_control=False)
+    for name in ("dedupe", "lanes", "parked"):
+        options = app.tables[name].data.rocksdb_options
+        assert options.write_buffer_size == 1 << 20, name
+        assert options.max_write_buffer_number == 2, name
+        assert options.block_cache_size == 1 << 21, name
+    assert app.tables["dedupe"].data.rocksdb_options.ttl == int(settings.dedupe.ttl)
