@@ -388,7 +388,8 @@ def main() -> None:
             text=True,
             check=False,
         )
-        summary["other"] = revision.stdout.strip() or str(args.other)
+        summary["other"] = revision.stdout.strip()[:72] or "another checkout"
+        summary["command"] = summary["command"].replace(str(args.other), "<checkout>")
         print(
             f"hookstream/{summary['other']}: min {found['min']:.2f}x  "
             f"median {found['median']:.2f}x  max {found['max']:.2f}x"
