@@ -161,9 +161,8 @@ class ResumeGuard(Generic[P]):
 
     def arrive(self, partition: P, offset: int, committed: int | None) -> Arrival:
         """Judge one record; `committed` is the group's offset for the partition (None: none)."""
-        cursor = self._cursors.get(partition)
-        if cursor is None:
-            cursor = self._cursors[partition] = _Cursor(committed or 0)
+        self.begin(partition, committed)
+        cursor = self._cursors[partition]
         if offset < cursor.expected:
             return Arrival.DROP
         if offset == cursor.expected or offset == cursor.probe:
