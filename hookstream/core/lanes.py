@@ -142,7 +142,9 @@ class Arrival(Enum):
 @dataclass(slots=True)
 class _Cursor:
     expected: int  # the next offset this partition must deliver
-    probe: int | None = None  # the earliest offset seen beyond `expected` since the last take
+    head: int | None = None  # the record that came first after the last seek, if beyond
+    repeats: int = 0  # how many seeks in a row that same record came first after
+    sought: bool = False  # a seek back completed and no record was judged since
 
 
 class ResumeGuard(Generic[P]):
@@ -151,13 +153,22 @@ class ResumeGuard(Generic[P]):
     After an assignment the first record must be the one at the committed offset, and every
     record after it the next one. A record from further on is not taken: the caller seeks
     back to the expected offset (records fetched before a rebalance and handed over after
-    it, or a read position moved past records that were never handed over). If, after the
-    seek, that same record comes first again, the offsets between are not records
-    (transaction markers, compaction) and it is taken.
+    it, or a read position moved past records that were never handed over) and says so
+    with `sought`. Only when the same record comes first after `confirmations` seeks in a
+    row are the offsets between taken to hold no records (transaction markers, records
+    gone with retention) and is that record taken.
+
+    One seek is not proof: Faust drops a refetched record below the read offset it last
+    handed over, and a record fetched before the seek but handed over after it moves that
+    offset up, so the refetch can start at that very record although the ones before it
+    exist. `confirmations` is where that risk is weighed: a transactional topic has a marker
+    after every transaction (each costs that many seeks), a plain one has holes only where
+    retention removed records.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, confirmations: int = 3) -> None:
         self._cursors: dict[P, _Cursor] = {}
+        self._confirmations = max(1, confirmations)
 
     def arrive(self, partition: P, offset: int, committed: int | None) -> Arrival:
         """Judge one record; `committed` is the group's offset for the partition (None: none)."""
@@ -165,15 +176,29 @@ class ResumeGuard(Generic[P]):
         cursor = self._cursors[partition]
         if offset < cursor.expected:
             return Arrival.DROP
-        if offset == cursor.expected or offset == cursor.probe:
-            cursor.probe = None
-            cursor.expected = offset + 1
-            return Arrival.TAKE
-        # The earliest record seen beyond: records fetched before the seek took effect keep
-        # arriving meanwhile, and must not move the probe on (each would ask for another
-        # seek, for ever).
-        cursor.probe = offset if cursor.probe is None else min(cursor.probe, offset)
+        first_after_seek, cursor.sought = cursor.sought, False
+        if offset == cursor.expected:
+            return self._take(cursor, offset)
+        if first_after_seek:
+            if offset == cursor.head:
+                cursor.repeats += 1
+            else:
+                cursor.head, cursor.repeats = offset, 1
+            if cursor.repeats >= self._confirmations:
+                return self._take(cursor, offset)
         return Arrival.SEEK
+
+    def sought(self, partition: P) -> None:
+        """A seek back to the resume point completed: the next record judged is the first
+        the partition gives from there."""
+        if partition in self._cursors:
+            self._cursors[partition].sought = True
+
+    @staticmethod
+    def _take(cursor: _Cursor, offset: int) -> Arrival:
+        cursor.expected = offset + 1
+        cursor.head, cursor.repeats = None, 0
+        return Arrival.TAKE
 
     def knows(self, partition: P) -> bool:
         """Whether the partition has a resume point (a record judged since its assignment)."""

@@ -239,6 +239,12 @@ async def wait_until_delivered(ledger: Ledger, timeout: float) -> float:
 
 def committed_lag(settings: Settings) -> int:
     """High watermark minus committed offset, summed over the topics the worker reads."""
+    return sum(lag_by_partition(settings).values())
+
+
+def lag_by_partition(settings: Settings) -> dict[str, int]:
+    """High watermark minus committed offset of every partition the worker reads that
+    trails ("topic/partition": lag)."""
     admin = AdminClient(client_config(settings))
     from confluent_kafka import Consumer
 
@@ -254,11 +260,13 @@ def committed_lag(settings: Settings) -> int:
         request = [ConsumerGroupTopicPartitions(group, partitions)]
         result = admin.list_consumer_group_offsets(request)[group].result()
         committed = {(tp.topic, tp.partition): max(tp.offset, 0) for tp in result.topic_partitions}
-        lag = 0
+        lags = {}
         for tp in partitions:
             low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            lag += high - max(committed.get((tp.topic, tp.partition), 0), low)
-        return lag
+            lag = high - max(committed.get((tp.topic, tp.partition), 0), low)
+            if lag:
+                lags[f"{tp.topic}/{tp.partition}"] = lag
+        return lags
     finally:
         consumer.close()
 

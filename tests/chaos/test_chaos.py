@@ -32,6 +32,7 @@ from tests.chaos.conftest import (
     SIZES,
     Ledger,
     committed_lag,
+    lag_by_partition,
     report,
     rss_kib,
     send_events,
@@ -231,14 +232,16 @@ async def test_three_workers_one_killed(
             survivors_exit_codes=exits,
             seconds_to_deliver_all_after_load=round(recovered, 1),
             committed_lag_at_end=lag,
+            trailing_partitions=await asyncio.to_thread(lag_by_partition, settings),
         ),
     )
     assert not ledger.lost, sorted(ledger.lost)[:20]
     assert alive
     if lag:
-        # Every event was delivered, but a survivor's commits can still trail the high
-        # watermarks after the kill: an open failure mode (docs/reliability.md), reported
-        # here as such rather than passed.
+        # Every event was delivered, but a survivor's commits trail the high watermarks
+        # after the kill. The cause found (docs/reliability.md) is fixed; seen once in
+        # several runs before the fix, so it is reported as an expected failure with the
+        # partitions that trail, not passed, until the suite has run clean long enough.
         pytest.xfail(f"committed offsets trail the high watermarks by {lag} after the kill")
 
 

@@ -127,14 +127,19 @@ def test_a_resume_point_found_out_before_any_record_is_the_one_kept() -> None:
 def test_resume_guard_seeks_back_over_a_hole_in_the_middle() -> None:
     """A record from beyond the next one, long after the assignment: the read position
     moved past records never handed over; seek back, unless the hole is real."""
-    guard: ResumeGuard[int] = ResumeGuard()
+    guard: ResumeGuard[int] = ResumeGuard(confirmations=2)
     assert guard.arrive(0, 7, committed=7) is Arrival.TAKE
     assert guard.arrive(0, 14, committed=7) is Arrival.SEEK
     assert guard.arrive(0, 15, committed=7) is Arrival.SEEK  # fetched before the seek
     assert guard.resume_point(0) == 8
+    guard.sought(0)
     assert guard.arrive(0, 8, committed=7) is Arrival.TAKE
     assert guard.arrive(0, 10, committed=7) is Arrival.SEEK  # 9 is a transaction marker
-    assert guard.arrive(0, 10, committed=7) is Arrival.TAKE
+    guard.sought(0)
+    assert guard.arrive(0, 10, committed=7) is Arrival.SEEK  # first after one seek
+    guard.sought(0)
+    assert guard.arrive(0, 10, committed=7) is Arrival.TAKE  # and after the next
+    assert guard.resume_point(0) == 11
 
 
 def test_resume_guard_seeks_back_over_records_fetched_before_a_rebalance() -> None:
@@ -142,34 +147,62 @@ def test_resume_guard_seeks_back_over_records_fetched_before_a_rebalance() -> No
     assert guard.arrive(0, 16, committed=2) is Arrival.SEEK
     assert guard.arrive(0, 17, committed=2) is Arrival.SEEK
     assert guard.resume_point(0) == 2
-    assert guard.arrive(0, 16, committed=2) is Arrival.TAKE  # came first again: 2-15 are no records
-    guard.forget([0])
-    assert guard.arrive(0, 16, committed=2) is Arrival.SEEK
+    guard.sought(0)
     assert guard.arrive(0, 2, committed=2) is Arrival.TAKE
     assert guard.arrive(0, 3, committed=2) is Arrival.TAKE
-
-
-def test_resume_guard_accepts_a_real_gap_after_one_seek() -> None:
-    guard: ResumeGuard[int] = ResumeGuard()
-    assert guard.arrive(0, 5, committed=4) is Arrival.SEEK  # 4 is a transaction marker
-    assert guard.arrive(0, 5, committed=4) is Arrival.TAKE
     guard.forget([0])
+    assert guard.arrive(0, 16, committed=2) is Arrival.SEEK
+    assert guard.resume_point(0) == 2
+
+
+def test_resume_guard_passes_a_real_hole_after_the_same_record_came_first_every_time() -> None:
+    # The group committed 4, retention removed 4-9: every seek to 4 gives 10 first.
+    guard: ResumeGuard[int] = ResumeGuard(confirmations=3)
+    assert guard.arrive(0, 10, committed=4) is Arrival.SEEK
+    for _ in range(2):
+        guard.sought(0)
+        assert guard.arrive(0, 10, committed=4) is Arrival.SEEK
+        assert guard.resume_point(0) == 4
+    guard.sought(0)
+    assert guard.arrive(0, 10, committed=4) is Arrival.TAKE
+    assert guard.arrive(0, 11, committed=4) is Arrival.TAKE
+    assert guard.arrive(0, 9, committed=4) is Arrival.DROP
+
+
+def test_a_record_handed_over_around_the_seek_is_not_taken_for_a_hole() -> None:
+    """Faust drops refetched records below the last offset it handed over. A record fetched
+    before the seek but handed over after it (13 here) moves that offset up, so the refetch
+    starts at 13 although 5-12 exist. Taking 13 would pass over them and hold the group's
+    commits at 5 for ever; the guard seeks until a refetch starts at 5."""
+    guard: ResumeGuard[int] = ResumeGuard(confirmations=3)
+    assert guard.arrive(0, 5, committed=5) is Arrival.TAKE
+    assert guard.arrive(0, 13, committed=5) is Arrival.SEEK  # during the seek back to 6
+    guard.sought(0)
+    assert guard.arrive(0, 13, committed=5) is Arrival.SEEK  # the refetch, 6-12 dropped
+    guard.sought(0)
+    assert guard.arrive(0, 6, committed=5) is Arrival.TAKE  # a clean refetch
+    assert guard.arrive(0, 7, committed=5) is Arrival.TAKE
+
+
+def test_records_judged_while_a_seek_is_under_way_do_not_count_as_first() -> None:
+    guard: ResumeGuard[int] = ResumeGuard(confirmations=2)
+    assert guard.arrive(0, 3, committed=3) is Arrival.TAKE
+    assert guard.arrive(0, 9, committed=3) is Arrival.SEEK
+    for _ in range(5):  # not after a completed seek: never taken
+        assert guard.arrive(0, 9, committed=3) is Arrival.SEEK
+    guard.sought(0)
+    assert guard.arrive(0, 9, committed=3) is Arrival.SEEK
+    guard.sought(0)
+    assert guard.arrive(0, 2, committed=3) is Arrival.DROP  # below: still waiting for the first
+    assert guard.arrive(0, 4, committed=3) is Arrival.TAKE
+
+
+def test_resume_guard_from_the_start_of_a_partition() -> None:
+    guard: ResumeGuard[int] = ResumeGuard(confirmations=1)
     assert guard.arrive(0, 1, committed=None) is Arrival.SEEK
-    assert guard.arrive(0, 1, committed=None) is Arrival.TAKE
+    guard.sought(0)
+    assert guard.arrive(0, 1, committed=None) is Arrival.TAKE  # 0 is a transaction marker
     assert guard.arrive(0, 0, committed=None) is Arrival.DROP
-
-
-def test_resume_guard_settles_when_records_fetched_before_the_seek_keep_arriving() -> None:
-    # After a restart Faust did not know the group's offset yet (None), the group had
-    # committed 8, and records 8, 9, 10 were fetched before the seek back took effect; Faust
-    # then hands 8 again (it drops 0-7 as committed). Seen in the fault suite: the probe
-    # moved to every later record, the partition sought for ever and the fetcher crashed.
-    guard: ResumeGuard[int] = ResumeGuard()
-    assert guard.arrive(0, 8, committed=None) is Arrival.SEEK
-    assert guard.arrive(0, 9, committed=None) is Arrival.SEEK
-    assert guard.arrive(0, 10, committed=None) is Arrival.SEEK
-    assert guard.arrive(0, 8, committed=None) is Arrival.TAKE
-    assert guard.arrive(0, 9, committed=None) is Arrival.TAKE
 
 
 def test_a_record_not_taken_after_all_is_where_its_partition_resumes() -> None:
