@@ -39,6 +39,26 @@ from schemas import EnvelopeError, decode_envelope
 tracer = trace.get_tracer("hookstream.ops")
 
 
+_SUMMARY_FIELDS = (
+    "event_id",
+    "source",
+    "event_type",
+    "entity_id",
+    "attempts",
+    "last_error",
+    "reason",
+    "poison",
+    "position",
+)
+
+
+def summary_of(entry: Any, dead_lettered_at: datetime) -> dict[str, Any]:
+    """The `dlq list --json` item: the same from a scan of the topic and from the index."""
+    item = {name: getattr(entry, name) for name in _SUMMARY_FIELDS}
+    item["dead_lettered_at"] = dead_lettered_at.isoformat()
+    return item
+
+
 @dataclass
 class DeadLetter:
     """One entry of the DLQ that has not been redriven."""
@@ -66,18 +86,7 @@ class DeadLetter:
         return f"{self.record.partition}/{self.record.offset}"
 
     def summary(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event_id,
-            "source": self.source,
-            "event_type": self.event_type,
-            "entity_id": self.entity_id,
-            "attempts": self.attempts,
-            "last_error": self.last_error,
-            "reason": self.reason,
-            "dead_lettered_at": self.dead_lettered_at.isoformat(),
-            "poison": self.poison,
-            "position": self.position,
-        }
+        return summary_of(self, self.dead_lettered_at)
 
     def detail(self) -> dict[str, Any]:
         payload = self.record.value or b""

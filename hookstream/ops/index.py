@@ -40,6 +40,7 @@ from hookstream.core.headers import (
 from hookstream.kafka.reading import Record, TopicNotFound, read_to_end, watermarks
 from hookstream.kafka.topics import audit_topic, dlq_topic
 from hookstream.ops.audit import STATE_AFTER, lane_of
+from hookstream.ops.dlq import summary_of
 from schemas import EnvelopeError, decode_envelope
 
 SCHEMA_VERSION = 1
@@ -225,18 +226,7 @@ class IndexedDeadLetter:
 
     def summary(self) -> dict[str, Any]:
         """The `dlq list --json` item (as ops.dlq.DeadLetter.summary)."""
-        return {
-            "event_id": self.event_id,
-            "source": self.source,
-            "event_type": self.event_type,
-            "entity_id": self.entity_id,
-            "attempts": self.attempts,
-            "last_error": self.last_error,
-            "reason": self.reason,
-            "dead_lettered_at": datetime.fromtimestamp(self.dead_lettered_at, UTC).isoformat(),
-            "poison": self.poison,
-            "position": self.position,
-        }
+        return summary_of(self, datetime.fromtimestamp(self.dead_lettered_at, UTC))
 
 
 @dataclass(frozen=True, slots=True)
