@@ -5,6 +5,7 @@ progress while it waits and names an event to follow."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import os
@@ -206,9 +207,15 @@ async def test_demo_accounts_for_every_event_and_names_one_to_follow(
 
     requests, delivered = int(counts["requests"]), int(counts["delivered"])
     failures = int(counts["sink_failures"])
-    assert counts["answers"] == f"{{202: {requests}}}"
+    answers = ast.literal_eval(counts["answers"])
+    assert set(answers) <= {200, 202}
+    assert sum(answers.values()) == requests
+    # A re-send that arrives after its original was accepted is answered 200 by the ingress
+    # (a duplicate it remembers); one sent while the original is under way reaches the
+    # worker, whose dedupe table skips it.
+    at_the_edge = answers.get(200, 0)
     assert int(counts["distinct"]) == 30
-    assert int(counts["deduped"]) == requests - 30
+    assert int(counts["deduped"]) == requests - 30 - at_the_edge
     # Every first attempt the sink failed is waiting in tier 0, and nothing else is missing.
     assert failures > 0
     assert delivered == 30 - failures
