@@ -121,9 +121,14 @@ def console_process(tmp_path: Path) -> Iterator[Callable[[Path, int], Console]]:
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5) -> Any:
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while True:
-        result = check()
+        try:
+            result = check()
+        except StaleElementReferenceException:
+            result = None  # the page was replaced while the check read it: look again
         if result:
             return result
         if time.monotonic() > deadline:
