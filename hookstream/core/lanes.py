@@ -172,8 +172,7 @@ class ResumeGuard(Generic[P]):
 
     def arrive(self, partition: P, offset: int, committed: int | None) -> Arrival:
         """Judge one record; `committed` is the group's offset for the partition (None: none)."""
-        self.begin(partition, committed)
-        cursor = self._cursors[partition]
+        cursor = self._cursor(partition, committed)
         if offset < cursor.expected:
             return Arrival.DROP
         first_after_seek, cursor.sought = cursor.sought, False
@@ -207,8 +206,14 @@ class ResumeGuard(Generic[P]):
     def begin(self, partition: P, committed: int | None) -> None:
         """Set where a partition resumes, before its next record: the group's committed
         offset, found out some other way than at a record's arrival (None: none)."""
-        if partition not in self._cursors:
-            self._cursors[partition] = _Cursor(committed or 0)
+        self._cursor(partition, committed)
+
+    def _cursor(self, partition: P, committed: int | None) -> _Cursor:
+        """The partition's cursor, made at the committed offset if it has none yet."""
+        cursor = self._cursors.get(partition)
+        if cursor is None:
+            cursor = self._cursors[partition] = _Cursor(committed or 0)
+        return cursor
 
     def resume_point(self, partition: P) -> int:
         """Where a partition must be read from next."""
